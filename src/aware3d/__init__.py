@@ -1,0 +1,35 @@
+"""aware3d: building blocks for 3D-aware GANs.
+
+Hierarchical 3D Gaussians (GSGAN) rendered by splatting, and a spherical background with unit
+occupancy (BallGAN). Importing ``aware3d`` never loads gsplat's CUDA backend; gsplat is imported
+only when CUDA tensors are rendered.
+"""
+
+from aware3d.cameras import (
+    Cameras,
+    Rays,
+    eg3d_fov_to_intrinsics,
+    fov_from_intrinsics,
+    intrinsics_from_fov,
+    look_at,
+    orbit,
+    sample_gaussian_poses,
+    sample_look_at_poses,
+)
+from aware3d.gaussians import Gaussians
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Cameras",
+    "Gaussians",
+    "Rays",
+    "__version__",
+    "eg3d_fov_to_intrinsics",
+    "fov_from_intrinsics",
+    "intrinsics_from_fov",
+    "look_at",
+    "orbit",
+    "sample_gaussian_poses",
+    "sample_look_at_poses",
+]

@@ -1,0 +1,386 @@
+"""The ``Gaussians`` container: activated 3D Gaussians for B scenes, level selection, PLY I/O."""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from aware3d import _ply
+from aware3d._validation import (
+    check_finite,
+    check_in_range,
+    check_positive,
+    check_positive_number,
+    check_same_device,
+    check_shape,
+    require_tensor,
+)
+
+#: Zeroth-order spherical-harmonic constant, ``1 / (2 sqrt(pi))``: 3DGS colour = 0.5 + SH_C0 * f_dc.
+SH_C0 = 0.28209479177387814
+#: Number of ``f_rest_*`` properties written (degree-3 SH, all zero) for fixed-layout viewers.
+PLY_REST_COEFFS = 45
+_LOGIT_LIMIT = 40.0
+
+
+class Gaussians:
+    """Activated 3D Gaussians for ``B`` scenes of ``N`` Gaussians each.
+
+    Values are activated: positive ``scales`` (standard deviations, not logs), ``opacities`` in
+    [0, 1], ``wxyz`` quaternions. Quaternions are unit by convention; every consumer in the library
+    normalises them, so a non-unit quaternion means the rotation of its normalised self (zero is
+    refused).
+
+    Args:
+        means: centres, ``[B, N, 3]``.
+        quats: rotations as ``wxyz`` quaternions, ``[B, N, 4]``, non-zero.
+        scales: per-axis standard deviations, ``[B, N, 3]``, > 0.
+        opacities: opacities in [0, 1], ``[B, N]``.
+        features: colours or learned features, ``[B, N, F]``.
+        levels: optional hierarchy level of every Gaussian, ``[N]`` (int64), shared by all scenes.
+
+    Raises:
+        ValueError: for mismatched shapes, dtypes or devices, non-finite values, non-positive
+            scales, opacities outside [0, 1] or zero quaternions.
+        TypeError: for arguments that are not floating-point tensors.
+    """
+
+    __slots__ = ("features", "levels", "means", "opacities", "quats", "scales")
+
+    means: Float[Tensor, "B N 3"]
+    quats: Float[Tensor, "B N 4"]
+    scales: Float[Tensor, "B N 3"]
+    opacities: Float[Tensor, "B N"]
+    features: Float[Tensor, "B N F"]
+    levels: Int[Tensor, " N"] | None
+
+    def __init__(
+        self,
+        means: Float[Tensor, "B N 3"],
+        quats: Float[Tensor, "B N 4"],
+        scales: Float[Tensor, "B N 3"],
+        opacities: Float[Tensor, "B N"],
+        features: Float[Tensor, "B N F"],
+        levels: Int[Tensor, " N"] | None = None,
+    ) -> None:
+        named = {
+            "means": means,
+            "quats": quats,
+            "scales": scales,
+            "opacities": opacities,
+            "features": features,
+        }
+        for name, value in named.items():
+            require_tensor(name, value)
+        check_shape("means", means, ("B", "N", 3))
+        batch, count = means.shape[:2]
+        check_shape("quats", quats, (batch, count, 4))
+        check_shape("scales", scales, (batch, count, 3))
+        check_shape("opacities", opacities, (batch, count))
+        check_shape("features", features, (batch, count, "F"))
+        if features.shape[-1] < 1:
+            raise ValueError("`features` must have at least one channel, got F = 0")
+        for name, value in named.items():
+            if value.dtype != means.dtype:
+                raise ValueError(f"`{name}` has dtype {value.dtype} but `means` has {means.dtype}")
+        check_same_device(list(named.items()))
+        if levels is not None:
+            if not isinstance(levels, Tensor) or levels.dtype != torch.int64:
+                raise TypeError("`levels` must be an int64 tensor of shape [N]")
+            check_shape("levels", levels, (count,))
+            check_same_device([("means", means), ("levels", levels)])
+        for name, value in named.items():
+            check_finite(name, value)
+        check_positive("scales", scales)
+        check_in_range("opacities", opacities, 0.0, 1.0)
+        if quats.numel() and not bool((torch.linalg.vector_norm(quats, dim=-1) > 0).all()):
+            raise ValueError("`quats` must be non-zero quaternions (wxyz); got a zero quaternion")
+        self.means = means
+        self.quats = quats
+        self.scales = scales
+        self.opacities = opacities
+        self.features = features
+        self.levels = levels
+
+    @classmethod
+    def _trusted(
+        cls,
+        means: Tensor,
+        quats: Tensor,
+        scales: Tensor,
+        opacities: Tensor,
+        features: Tensor,
+        levels: Tensor | None,
+    ) -> "Gaussians":
+        """Wraps tensors derived from validated ``Gaussians`` (or built valid by construction)."""
+        gaussians = object.__new__(cls)
+        gaussians.means = means
+        gaussians.quats = quats
+        gaussians.scales = scales
+        gaussians.opacities = opacities
+        gaussians.features = features
+        gaussians.levels = levels
+        return gaussians
+
+    def _map(self, fn, levels: Tensor | None) -> "Gaussians":
+        return Gaussians._trusted(
+            fn(self.means),
+            fn(self.quats),
+            fn(self.scales),
+            fn(self.opacities),
+            fn(self.features),
+            levels,
+        )
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def batch_size(self) -> int:
+        """``B``, the number of scenes."""
+        return self.means.shape[0]
+
+    @property
+    def num_gaussians(self) -> int:
+        """``N``, the number of Gaussians per scene."""
+        return self.means.shape[1]
+
+    @property
+    def feature_dim(self) -> int:
+        """``F``, the number of feature channels."""
+        return self.features.shape[-1]
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the tensors."""
+        return self.means.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating-point dtype of the tensors."""
+        return self.means.dtype
+
+    def __repr__(self) -> str:
+        levels = ""
+        if self.levels is not None:
+            levels = f", levels={torch.unique(self.levels).tolist()}"
+        return (
+            f"Gaussians(B={self.batch_size}, N={self.num_gaussians}, F={self.feature_dim}"
+            f"{levels}, dtype={self.dtype}, device={self.device})"
+        )
+
+    # ------------------------------------------------------------------ transforms
+
+    def to(self, *args: object, **kwargs: object) -> "Gaussians":
+        """Returns the Gaussians moved or cast like ``Tensor.to``; ``levels`` only moves."""
+        moved = self._map(lambda t: t.to(*args, **kwargs), None)
+        if self.levels is not None:
+            moved.levels = self.levels.to(device=moved.device)
+        return moved
+
+    def detach(self) -> "Gaussians":
+        """Returns the Gaussians detached from the autograd graph."""
+        return self._map(Tensor.detach, self.levels)
+
+    def __getitem__(self, index: int | slice | Sequence[int] | Tensor) -> "Gaussians":
+        """Selects scenes; an integer keeps the batch axis (``g[0]`` has ``B = 1``)."""
+        if isinstance(index, int):
+            if not -self.batch_size <= index < self.batch_size:
+                raise IndexError(f"scene index {index} is out of range for B = {self.batch_size}")
+            index = slice(index, index + 1 if index != -1 else None)
+        return self._map(lambda t: t[index], self.levels)
+
+    def select(
+        self,
+        levels: int | Sequence[int] | None = None,
+        mask: Bool[Tensor, " N"] | None = None,
+    ) -> "Gaussians":
+        """Keeps the Gaussians of the given hierarchy levels, or those where ``mask`` is true.
+
+        The same Gaussians are kept in every scene. An empty selection is valid (``N = 0``).
+
+        Args:
+            levels: a level or levels to keep; requires ``self.levels``.
+            mask: a boolean mask over the ``N`` Gaussians.
+
+        Returns:
+            The selected ``Gaussians``.
+        """
+        if (levels is None) == (mask is None):
+            raise ValueError("pass exactly one of `levels` and `mask` to `Gaussians.select`")
+        if levels is not None:
+            if self.levels is None:
+                raise ValueError("these Gaussians have no `levels`; select with `mask` instead")
+            wanted = torch.as_tensor(
+                [levels] if isinstance(levels, int) else list(levels), device=self.levels.device
+            )
+            mask = torch.isin(self.levels, wanted)
+        assert mask is not None
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+            raise TypeError("`mask` must be a boolean tensor of shape [N]")
+        check_shape("mask", mask, (self.num_gaussians,))
+        mask = mask.to(self.device)
+        kept_levels = None if self.levels is None else self.levels[mask.to(self.levels.device)]
+        return self._map(lambda t: t[:, mask], kept_levels)
+
+    def scaled(self, factor: float) -> "Gaussians":
+        """Returns the Gaussians with every scale multiplied by ``factor`` > 0 (shows structure)."""
+        factor = check_positive_number("factor", factor)
+        return Gaussians._trusted(
+            self.means, self.quats, self.scales * factor, self.opacities, self.features, self.levels
+        )
+
+    @staticmethod
+    def cat(parts: Sequence["Gaussians"]) -> "Gaussians":
+        """Concatenates Gaussians along ``N``; all parts need one ``B``, ``F``, dtype and device.
+
+        ``levels`` are concatenated if every part has them; a mix of parts with and without
+        ``levels`` is refused.
+        """
+        if len(parts) == 0:
+            raise ValueError("`parts` must hold at least one Gaussians")
+        first = parts[0]
+        for i, part in enumerate(parts):
+            if not isinstance(part, Gaussians):
+                raise TypeError(f"`parts[{i}]` must be Gaussians, got {type(part).__name__}")
+            if part.batch_size != first.batch_size or part.feature_dim != first.feature_dim:
+                raise ValueError(
+                    f"`parts[{i}]` has B = {part.batch_size}, F = {part.feature_dim}; "
+                    f"`parts[0]` has B = {first.batch_size}, F = {first.feature_dim}"
+                )
+            if part.dtype != first.dtype or part.device != first.device:
+                raise ValueError(f"`parts[{i}]` differs from `parts[0]` in dtype or device")
+        has_levels = [part.levels is not None for part in parts]
+        if any(has_levels) and not all(has_levels):
+            raise ValueError("either every part of `parts` has `levels` or none does")
+        levels = torch.cat([p.levels for p in parts]) if all(has_levels) else None  # type: ignore[misc]
+        return Gaussians._trusted(
+            torch.cat([p.means for p in parts], dim=1),
+            torch.cat([p.quats for p in parts], dim=1),
+            torch.cat([p.scales for p in parts], dim=1),
+            torch.cat([p.opacities for p in parts], dim=1),
+            torch.cat([p.features for p in parts], dim=1),
+            levels,
+        )
+
+    # ------------------------------------------------------------------ PLY
+
+    def save_ply(self, path: str | os.PathLike[str], scene: int = 0) -> Path:
+        """Writes one scene in the standard 3D Gaussian Splatting PLY layout.
+
+        Properties, all float32: ``x y z nx ny nz f_dc_0..2 f_rest_0..44 opacity scale_0..2
+        rot_0..3`` (3DGS viewers open it), with ``opacity`` as a logit, ``scale_*`` as natural logs,
+        ``rot_*`` the ``wxyz`` quaternion normalised, ``n*`` and ``f_rest_*`` zero.
+
+        Features: with ``F = 3`` they are RGB and stored as the SH DC term
+        ``f_dc = (rgb - 0.5) / SH_C0``, which viewers show as colour ``rgb`` (for colours in
+        [0, 1]). With ``F != 3`` they are stored verbatim as extra properties ``feature_0..F-1``,
+        and ``f_dc`` is zero (viewers show mid grey). ``levels``, when present, are stored as a
+        ``level`` property. Opacities are clamped to logits in [-40, 40] so that 0 and 1 stay
+        finite; :meth:`load_ply` reads them back as 0 and 1 to float32 precision.
+
+        Args:
+            path: destination file.
+            scene: which scene of the batch to write.
+
+        Returns:
+            The path written.
+        """
+        if not -self.batch_size <= scene < self.batch_size:
+            raise IndexError(f"`scene` {scene} is out of range for B = {self.batch_size}")
+        g = self[scene].detach().to(device="cpu", dtype=torch.float64)
+        count = g.num_gaussians
+        zeros = np.zeros(count, dtype=np.float32)
+
+        def f32(values: Tensor) -> np.ndarray:
+            return values.numpy().astype(np.float32)
+
+        means, scales = g.means[0], g.scales[0]
+        quats = g.quats[0] / torch.linalg.vector_norm(g.quats[0], dim=-1, keepdim=True)
+        opacity_logits = torch.logit(g.opacities[0]).clamp(-_LOGIT_LIMIT, _LOGIT_LIMIT)
+        columns: dict[str, np.ndarray] = {}
+        for i, axis in enumerate("xyz"):
+            columns[axis] = f32(means[:, i])
+        for axis in "xyz":
+            columns[f"n{axis}"] = zeros
+        rgb = g.features[0].shape[-1] == 3
+        for i in range(3):
+            columns[f"f_dc_{i}"] = f32((g.features[0][:, i] - 0.5) / SH_C0) if rgb else zeros
+        for i in range(PLY_REST_COEFFS):
+            columns[f"f_rest_{i}"] = zeros
+        columns["opacity"] = f32(opacity_logits)
+        for i in range(3):
+            columns[f"scale_{i}"] = f32(torch.log(scales[:, i]))
+        for i in range(4):
+            columns[f"rot_{i}"] = f32(quats[:, i])
+        if not rgb:
+            for i in range(g.feature_dim):
+                columns[f"feature_{i}"] = f32(g.features[0][:, i])
+        if g.levels is not None:
+            columns["level"] = f32(g.levels.double())
+        path = Path(path)
+        _ply.write_vertices(path, columns)
+        return path
+
+    @classmethod
+    def load_ply(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> "Gaussians":
+        """Reads a 3D Gaussian Splatting PLY (as :meth:`save_ply` writes it) as one scene.
+
+        ``feature_*`` properties, when present, become the features; otherwise the SH DC term gives
+        RGB features ``0.5 + SH_C0 * f_dc``. Higher SH coefficients (``f_rest_*``) are ignored.
+
+        Args:
+            path: the PLY file.
+            dtype: dtype of the result.
+            device: device of the result.
+
+        Returns:
+            ``Gaussians`` with ``B = 1`` (and ``levels`` if the file has a ``level`` property).
+        """
+        columns = _ply.read_vertices(Path(path))
+        required = ["x", "y", "z", "opacity", *(f"scale_{i}" for i in range(3))]
+        required += [f"rot_{i}" for i in range(4)]
+        missing = [name for name in required if name not in columns]
+        if missing:
+            raise ValueError(f"{path} lacks the 3DGS properties {missing}")
+
+        def stack(names: Sequence[str]) -> Tensor:
+            return torch.from_numpy(
+                np.stack([columns[n] for n in names], axis=-1).astype(np.float64)
+            )
+
+        feature_names = sorted(
+            (n for n in columns if n.startswith("feature_")), key=lambda n: int(n.split("_")[1])
+        )
+        if feature_names:
+            features = stack(feature_names)
+        else:
+            dc_names = [f"f_dc_{i}" for i in range(3)]
+            if any(n not in columns for n in dc_names):
+                raise ValueError(f"{path} has neither `feature_*` nor `f_dc_0..2` properties")
+            features = 0.5 + SH_C0 * stack(dc_names)
+        means = stack(["x", "y", "z"])
+        quats = stack([f"rot_{i}" for i in range(4)])
+        scales = torch.exp(stack([f"scale_{i}" for i in range(3)]))
+        opacities = torch.sigmoid(torch.from_numpy(columns["opacity"].astype(np.float64)))
+        levels = None
+        if "level" in columns:
+            levels = torch.from_numpy(columns["level"]).round().to(torch.int64)
+        to = {"dtype": dtype, "device": device}
+        return cls(
+            means[None].to(**to),
+            quats[None].to(**to),
+            scales[None].to(**to),
+            opacities[None].to(**to),
+            features[None].to(**to),
+            None if levels is None else levels.to(device=device),
+        )

@@ -1,0 +1,54 @@
+"""Shared test configuration.
+
+Do not import ``aware3d`` at module level here: jaxtyping's pytest hook
+(``--jaxtyping-packages`` in ``pyproject.toml``) instruments the package only if it is first
+imported after the hook is installed.
+"""
+
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    if torch.cuda.is_available():
+        return
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def generator() -> torch.Generator:
+    """A seeded CPU generator, fresh for every test."""
+    return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture
+def without_shape_checker():
+    """Turns jaxtyping's checker off, to test the library's own errors as users see them.
+
+    Without the pytest hook (a normal run) the annotations are not checked, so every public entry
+    point must raise its own clear ``ValueError``; with the checker on, a bad shape would be caught
+    first as ``jaxtyping.TypeCheckError``.
+    """
+    import jaxtyping
+
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)
