@@ -113,9 +113,7 @@ def test_look_at_gives_orthonormal_opencv_frames_that_look_at_the_target(generat
 
 def test_look_at_frontal_camera_is_the_expected_matrix():
     c2w = look_at(torch.tensor([0.0, 0.0, 2.7]), (0.0, 0.0, 0.0))
-    expected = torch.tensor(
-        [[1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, -1.0, 2.7], [0, 0, 0, 1.0]]
-    )
+    expected = torch.tensor([[1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, -1.0, 2.7], [0, 0, 0, 1.0]])
     torch.testing.assert_close(c2w, expected)
 
 
