@@ -1,0 +1,25 @@
+"""Training helpers: GAN objectives, R1, EMA, a camera-conditioned discriminator, checkpoints."""
+
+from aware3d.training.checkpoint import load_checkpoint, save_checkpoint
+from aware3d.training.discriminator import CameraConditionedDiscriminator, EqualizedConv2d
+from aware3d.training.ema import ema_beta, make_ema, update_ema
+from aware3d.training.losses import (
+    discriminator_loss,
+    generator_loss,
+    lazy_r1_weight,
+    r1_penalty,
+)
+
+__all__ = [
+    "CameraConditionedDiscriminator",
+    "EqualizedConv2d",
+    "discriminator_loss",
+    "ema_beta",
+    "generator_loss",
+    "lazy_r1_weight",
+    "load_checkpoint",
+    "make_ema",
+    "r1_penalty",
+    "save_checkpoint",
+    "update_ema",
+]

@@ -1,0 +1,161 @@
+"""A small camera-conditioned residual discriminator for 32 to 256 pixels (StyleGAN2-like)."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from aware3d._validation import check_positive_int, check_shape
+from aware3d.nn.layers import LEAKY_GAIN, LEAKY_SLOPE, EqualizedLinear
+
+
+class EqualizedConv2d(nn.Module):
+    """2D convolution with equalized learning rate (weights times ``1/sqrt(fan_in)`` at run time).
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: odd kernel size; padding keeps the size.
+        bias: whether to add a bias.
+        leaky_relu: apply StyleGAN2's ``sqrt(2) * leaky_relu(., 0.2)``.
+        downsample: halve the resolution (2x2 average pool after the convolution).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        bias: bool = True,
+        leaky_relu: bool = True,
+        downsample: bool = False,
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.padding = kernel_size // 2
+        self.leaky_relu = leaky_relu
+        self.downsample = downsample
+
+    def forward(self, x: Float[Tensor, "B Cin H W"]) -> Float[Tensor, "B Cout H2 W2"]:
+        """Convolves (then pools when downsampling) and applies the activation."""
+        y = F.conv2d(x, self.weight * self.weight_gain, self.bias, padding=self.padding)
+        if self.downsample:
+            y = F.avg_pool2d(y, 2)
+        return F.leaky_relu(y, LEAKY_SLOPE) * LEAKY_GAIN if self.leaky_relu else y
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv0 = EqualizedConv2d(in_channels, in_channels, 3)
+        self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, downsample=True)
+        self.skip = EqualizedConv2d(
+            in_channels, out_channels, 1, bias=False, leaky_relu=False, downsample=True
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (self.skip(x) + self.conv1(self.conv0(x))) * math.sqrt(0.5)
+
+
+class CameraConditionedDiscriminator(nn.Module):
+    """Residual discriminator conditioned on the camera by projection (as in EG3D).
+
+    ``D(x, c) = <phi(x), psi(c)> / sqrt(dim)``: image features ``phi(x)`` from residual blocks that
+    halve the resolution down to 4x4 (with a minibatch standard-deviation channel), and a camera
+    embedding ``psi(c)`` from an MLP on the 25-number EG3D label. Set ``camera_conditioned=False``
+    for an unconditional discriminator.
+
+    Args:
+        resolution: input size, a power of two in [16, 256] (the demo uses 32 to 64).
+        image_channels: channels of the input images.
+        channel_base: channels are ``min(channel_base // res, channel_max)`` at resolution ``res``.
+        channel_max: the most channels of any block.
+        embed_dim: width of the projection.
+        camera_conditioned: use the camera label.
+    """
+
+    def __init__(
+        self,
+        resolution: int,
+        image_channels: int = 3,
+        *,
+        channel_base: int = 4096,
+        channel_max: int = 256,
+        embed_dim: int = 128,
+        camera_conditioned: bool = True,
+    ) -> None:
+        super().__init__()
+        check_positive_int("resolution", resolution)
+        if resolution < 16 or resolution > 256 or resolution & (resolution - 1):
+            raise ValueError(f"`resolution` must be a power of two in [16, 256], got {resolution}")
+        check_positive_int("image_channels", image_channels)
+        self.resolution = resolution
+        self.image_channels = image_channels
+        self.camera_conditioned = camera_conditioned
+
+        def channels(res: int) -> int:
+            return max(16, min(channel_base // res, channel_max))
+
+        self.from_rgb = EqualizedConv2d(image_channels, channels(resolution), 1)
+        blocks = []
+        res = resolution
+        while res > 4:
+            blocks.append(_ResidualBlock(channels(res), channels(res // 2)))
+            res //= 2
+        self.blocks = nn.ModuleList(blocks)
+        final = channels(4)
+        self.final_conv = EqualizedConv2d(final + 1, final, 3)
+        self.final_fc = EqualizedLinear(final * 16, final, leaky_relu=True)
+        self.out = EqualizedLinear(final, embed_dim if camera_conditioned else 1)
+        self.embed_dim = embed_dim
+        if camera_conditioned:
+            self.camera_mlp = nn.Sequential(
+                EqualizedLinear(25, embed_dim, leaky_relu=True),
+                EqualizedLinear(embed_dim, embed_dim, leaky_relu=True),
+                EqualizedLinear(embed_dim, embed_dim),
+            )
+
+    def forward(
+        self, images: Float[Tensor, "B H W Cimg"], labels: Float[Tensor, "B 25"] | None = None
+    ) -> Float[Tensor, " B"]:
+        """Scores images (channels-last, the renderer's layout) given their camera labels.
+
+        Args:
+            images: ``[B, H, W, C]`` with ``H = W = resolution``.
+            labels: EG3D camera labels ``[B, 25]`` (required when camera-conditioned).
+
+        Returns:
+            Logits ``[B]``.
+        """
+        check_shape("images", images, ("B", self.resolution, self.resolution, self.image_channels))
+        x = self.from_rgb(rearrange(images, "b h w c -> b c h w"))
+        for block in self.blocks:
+            x = block(x)
+        x = torch.cat([x, _minibatch_std(x)], dim=1)
+        x = self.final_fc(self.final_conv(x).flatten(1))
+        y = self.out(x)
+        if not self.camera_conditioned:
+            return y[:, 0]
+        if labels is None:
+            raise ValueError("`labels` are required by a camera-conditioned discriminator")
+        check_shape("labels", labels, (images.shape[0], 25))
+        embedding = self.camera_mlp(labels)
+        embedding = embedding * torch.rsqrt(embedding.square().mean(1, keepdim=True) + 1e-8)
+        return (y * embedding).sum(1) / math.sqrt(self.embed_dim)
+
+
+def _minibatch_std(x: Tensor, group_size: int = 4) -> Tensor:
+    """StyleGAN's minibatch standard deviation as one extra feature map ``[B, 1, H, W]``."""
+    batch = x.shape[0]
+    group = min(group_size, batch)
+    while batch % group:
+        group -= 1
+    y = x.reshape(group, batch // group, *x.shape[1:])
+    std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))
+    return std.repeat(group)[:, None, None, None].expand(batch, 1, *x.shape[2:])
