@@ -16,20 +16,43 @@ from aware3d.cameras import (
     sample_gaussian_poses,
     sample_look_at_poses,
 )
+from aware3d.functional import (
+    CompositeResult,
+    composite_splat,
+    composite_volume,
+    distortion_loss,
+    ray_sphere_exit,
+    separation_loss,
+    splat_distortion_loss,
+    volume_weights,
+)
 from aware3d.gaussians import Gaussians
+from aware3d.nn import CompositeRenderer, DistortionLoss, SeparationLoss, SphericalBackground
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "Cameras",
+    "CompositeRenderer",
+    "CompositeResult",
+    "DistortionLoss",
     "Gaussians",
     "Rays",
+    "SeparationLoss",
+    "SphericalBackground",
     "__version__",
+    "composite_splat",
+    "composite_volume",
+    "distortion_loss",
     "eg3d_fov_to_intrinsics",
     "fov_from_intrinsics",
     "intrinsics_from_fov",
     "look_at",
     "orbit",
+    "ray_sphere_exit",
     "sample_gaussian_poses",
     "sample_look_at_poses",
+    "separation_loss",
+    "splat_distortion_loss",
+    "volume_weights",
 ]

@@ -1,3 +1,34 @@
 """Stateless math: the canonical API. Nothing here imports :mod:`aware3d.nn`."""
 
-__all__: list[str] = []
+from aware3d.functional.compositing import (
+    CompositeResult,
+    VolumeSamples,
+    VolumeWeights,
+    composite_splat,
+    composite_volume,
+    volume_weights,
+)
+from aware3d.functional.encoding import fourier_feature_dim, fourier_features
+from aware3d.functional.losses import (
+    distortion_loss,
+    distortion_loss_packed,
+    separation_loss,
+    splat_distortion_loss,
+)
+from aware3d.functional.sphere import ray_sphere_exit
+
+__all__ = [
+    "CompositeResult",
+    "VolumeSamples",
+    "VolumeWeights",
+    "composite_splat",
+    "composite_volume",
+    "distortion_loss",
+    "distortion_loss_packed",
+    "fourier_feature_dim",
+    "fourier_features",
+    "ray_sphere_exit",
+    "separation_loss",
+    "splat_distortion_loss",
+    "volume_weights",
+]

@@ -1,0 +1,300 @@
+"""Compositing a foreground over a background whose occupancy is fixed at 1 (BallGAN).
+
+Volumetric foreground, samples ``i = 1..S`` on bins ``t_0 <= ... <= t_S``:
+
+* ``tau_i = sigma_i delta_i`` (optical depth, ``delta_i = t_i - t_{i-1}``),
+  ``alpha_i = 1 - exp(-tau_i)``;
+* ``log T_i = sum_{j<i} log(1 - alpha_j) = -sum_{j<i} tau_j`` (an exclusive cumulative sum in log
+  space: no ``+1e-10`` hacks, no cumulative product of values near 0 or 1);
+* ``w_i = T_i alpha_i``, ``T_bg = exp(-sum_i tau_i)``, so ``sum_i w_i + T_bg = 1``;
+* ``image = sum_i w_i f_i + T_bg f_bg``.
+
+Splatted foreground (premultiplied colour ``C_fg`` and accumulated opacity ``A`` from a
+rasterizer): ``T_bg = 1 - A`` and ``image = C_fg + (1 - A) f_bg``. The colour is already
+alpha-weighted; it is never multiplied by ``A`` again.
+
+Both forms return a :class:`CompositeResult`. Images are channels-last; per-pixel scalars keep a
+trailing axis of size 1 (``[..., 1]``), like the rasterizer's ``alpha`` and ``depth``.
+"""
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+
+from aware3d._validation import check_same_device, check_shape, format_shape, require_tensor
+
+__all__ = [
+    "CompositeResult",
+    "VolumeSamples",
+    "VolumeWeights",
+    "composite_splat",
+    "composite_volume",
+    "volume_weights",
+]
+
+
+class VolumeWeights(NamedTuple):
+    """Rendering weights of volumetric samples (see :func:`volume_weights`).
+
+    Attributes:
+        weights: ``w_i = T_i alpha_i``, ``[..., S]``.
+        alphas: ``alpha_i = 1 - exp(-sigma_i delta_i)``, ``[..., S]``.
+        bg_transmittance: ``T_bg = prod_i (1 - alpha_i)``, the light left for the background,
+            ``[...]``.
+    """
+
+    weights: Float[Tensor, "*batch S"]
+    alphas: Float[Tensor, "*batch S"]
+    bg_transmittance: Float[Tensor, "*batch"]
+
+
+class VolumeSamples(NamedTuple):
+    """A volumetric foreground: densities and features at samples on sorted bins.
+
+    Attributes:
+        sigmas: densities ``sigma_i >= 0``, ``[..., S]``.
+        features: features ``f_i``, ``[..., S, F]``.
+        t_edges: bin edges ``t_0 <= ... <= t_S`` along each ray, ``[..., S + 1]``.
+    """
+
+    sigmas: Float[Tensor, "*batch S"]
+    features: Float[Tensor, "*batch S F"]
+    t_edges: Float[Tensor, "*batch S+1"]
+
+
+class CompositeResult(NamedTuple):
+    """The composite of a foreground over the unit-occupancy background.
+
+    Attributes:
+        image: ``phi = foreground + T_bg f_bg``, ``[..., F]``.
+        opacity: foreground opacity ``1 - T_bg``, ``[..., 1]``.
+        bg_transmittance: ``T_bg``, the background's share of each ray, ``[..., 1]``.
+        depth: expected depth with the background's depth where it shows,
+            ``sum_i w_i d_i + T_bg d_bg``, ``[..., 1]``; the background term is 0 if no background
+            depth was given; ``None`` for a splatted foreground given without depth.
+        weights: per-sample weights ``w_i`` ``[..., S]`` (volumetric form), else ``None``.
+    """
+
+    image: Float[Tensor, "*batch F"]
+    opacity: Float[Tensor, "*batch 1"]
+    bg_transmittance: Float[Tensor, "*batch 1"]
+    depth: Float[Tensor, "*batch 1"] | None
+    weights: Float[Tensor, "*batch S"] | None
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def _check_volume(sigmas: Tensor, t_edges: Tensor) -> None:
+    """Shapes (no sync), then one host synchronisation for all value checks."""
+    require_tensor("sigmas", sigmas)
+    require_tensor("t_edges", t_edges)
+    check_shape("sigmas", sigmas, ("S",), batch=True)
+    check_shape("t_edges", t_edges, ("S+1",), batch=True)
+    if t_edges.shape[:-1] != sigmas.shape[:-1] or t_edges.shape[-1] != sigmas.shape[-1] + 1:
+        raise ValueError(
+            f"`t_edges` must have shape [..., S + 1] = "
+            f"{format_shape((*sigmas.shape[:-1], sigmas.shape[-1] + 1))} to match `sigmas` "
+            f"{format_shape(sigmas.shape)}, got {format_shape(t_edges.shape)}"
+        )
+    check_same_device([("sigmas", sigmas), ("t_edges", t_edges)])
+    if torch.compiler.is_compiling() or sigmas.numel() == 0:
+        return
+    finite_s, finite_t, nonneg, ordered = torch.stack(
+        [
+            torch.isfinite(sigmas).all(),
+            torch.isfinite(t_edges).all(),
+            (sigmas >= 0).all(),
+            (t_edges.diff(dim=-1) >= 0).all(),
+        ]
+    ).tolist()
+    if not finite_s:
+        raise ValueError("`sigmas` must be finite, but some entries are NaN or infinite")
+    if not finite_t:
+        raise ValueError("`t_edges` must be finite, but some entries are NaN or infinite")
+    if not nonneg:
+        raise ValueError(
+            f"`sigmas` must be non-negative densities, but its minimum is "
+            f"{float(sigmas.min()):.6g}; activate raw outputs (e.g. softplus) first"
+        )
+    if not ordered:
+        raise ValueError(
+            "`t_edges` must be sorted (non-decreasing) along the last axis, but some bins have "
+            f"negative width (smallest width {float(t_edges.diff(dim=-1).min()):.6g})"
+        )
+
+
+def _check_features(name: str, value: Tensor, batch: tuple[int, ...], what: str) -> None:
+    require_tensor(name, value)
+    if tuple(value.shape[:-1]) != batch:
+        raise ValueError(
+            f"`{name}` must have shape {format_shape((*batch, 'F'))} ({what}), "
+            f"got {format_shape(value.shape)}"
+        )
+
+
+# ---------------------------------------------------------------------- volumetric
+
+
+def _volume_weights(sigmas: Tensor, t_edges: Tensor) -> VolumeWeights:
+    tau = sigmas * t_edges.diff(dim=-1)
+    # exclusive cumulative optical depth: -log T_i = sum_{j<i} tau_j
+    total = torch.cumsum(tau, dim=-1)
+    exclusive = F.pad(total[..., :-1], (1, 0))
+    alphas = -torch.expm1(-tau)
+    weights = torch.exp(-exclusive) * alphas
+    return VolumeWeights(weights, alphas, torch.exp(-total[..., -1]))
+
+
+def volume_weights(
+    sigmas: Float[Tensor, "*batch S"], t_edges: Float[Tensor, "*batch S+1"]
+) -> VolumeWeights:
+    """Volume-rendering weights in log space, with the background's transmittance.
+
+    ``alpha_i = 1 - exp(-sigma_i delta_i)`` (computed as ``-expm1(-sigma_i delta_i)``),
+    ``T_i = exp(sum_{j<i} log(1 - alpha_j)) = exp(-sum_{j<i} sigma_j delta_j)``,
+    ``w_i = T_i alpha_i`` and ``T_bg = exp(-sum_i sigma_i delta_i)``. Then
+    ``sum_i w_i + T_bg = 1`` to float precision: the background always receives the light the
+    foreground lets through (unit background occupancy).
+
+    Args:
+        sigmas: densities ``[..., S]``, non-negative.
+        t_edges: sorted bin edges ``[..., S + 1]``; ``delta_i = t_i - t_{i-1}``.
+
+    Returns:
+        :class:`VolumeWeights` ``(weights [..., S], alphas [..., S], bg_transmittance [...])``.
+
+    Raises:
+        ValueError: for mismatched shapes, non-finite values, negative densities or unsorted
+            edges (one host synchronisation for all value checks).
+    """
+    _check_volume(sigmas, t_edges)
+    return _volume_weights(sigmas, t_edges)
+
+
+def composite_volume(
+    sigmas: Float[Tensor, "*batch S"],
+    features: Float[Tensor, "*batch S F"],
+    t_edges: Float[Tensor, "*batch S+1"],
+    bg_features: Float[Tensor, "*batch F"],
+    bg_depth: Float[Tensor, "*batch 1"] | None = None,
+) -> CompositeResult:
+    """Composites volumetric samples over a background with occupancy 1.
+
+    ``image = sum_i w_i f_i + T_bg f_bg`` with the weights of :func:`volume_weights`;
+    ``depth = sum_i w_i m_i + T_bg d_bg`` with bin midpoints ``m_i = (t_{i-1} + t_i) / 2`` (the
+    units of ``t_edges``, i.e. distance along the ray for unit directions).
+
+    Args:
+        sigmas: densities ``[..., S]``, non-negative.
+        features: per-sample features ``[..., S, F]``.
+        t_edges: sorted bin edges ``[..., S + 1]``.
+        bg_features: background features ``f_bg`` ``[..., F]`` (e.g. from
+            :class:`~aware3d.nn.SphericalBackground`).
+        bg_depth: the background's depth ``d_bg`` ``[..., 1]`` in the units of ``t_edges`` (e.g.
+            :func:`~aware3d.functional.ray_sphere_exit`); 0 if ``None``.
+
+    Returns:
+        :class:`CompositeResult` with ``weights [..., S]``.
+    """
+    _check_volume(sigmas, t_edges)
+    batch = tuple(sigmas.shape[:-1])
+    _check_features("features", features, (*batch, sigmas.shape[-1]), "one row per sample")
+    _check_features("bg_features", bg_features, batch, "one row per ray")
+    if features.shape[-1] != bg_features.shape[-1]:
+        raise ValueError(
+            f"`features` and `bg_features` must have the same number of channels F, got "
+            f"{features.shape[-1]} and {bg_features.shape[-1]}"
+        )
+    if bg_depth is not None:
+        require_tensor("bg_depth", bg_depth)
+        if tuple(bg_depth.shape) != (*batch, 1):
+            raise ValueError(
+                f"`bg_depth` must have shape {format_shape((*batch, 1))}, "
+                f"got {format_shape(bg_depth.shape)}"
+            )
+    weights, _, t_bg = _volume_weights(sigmas, t_edges)
+    t_bg = t_bg[..., None]
+    image = torch.einsum("...s,...sf->...f", weights, features) + t_bg * bg_features
+    midpoints = 0.5 * (t_edges[..., 1:] + t_edges[..., :-1])
+    depth = (weights * midpoints).sum(-1, keepdim=True)
+    if bg_depth is not None:
+        depth = depth + t_bg * bg_depth
+    return CompositeResult(image, 1.0 - t_bg, t_bg, depth, weights)
+
+
+# ---------------------------------------------------------------------- splatted
+
+
+def composite_splat(
+    features: Float[Tensor, "*batch F"],
+    alpha: Float[Tensor, "*batch 1"],
+    bg_features: Float[Tensor, "*batch F"],
+    depth: Float[Tensor, "*batch 1"] | None = None,
+    bg_depth: Float[Tensor, "*batch 1"] | None = None,
+) -> CompositeResult:
+    """Composites a splatted (premultiplied) foreground over a background with occupancy 1.
+
+    ``T_bg = 1 - A``, ``image = C_fg + (1 - A) f_bg`` and
+    ``depth = A d_fg + (1 - A) d_bg``, where ``d_fg`` is the rasterizer's expected foreground
+    depth ``M1 / A`` (so ``A d_fg = M1``).
+
+    Args:
+        features: premultiplied foreground colour ``C_fg`` ``[..., F]`` (a rasterizer's output
+            without background; never multiply it by ``alpha`` again).
+        alpha: accumulated foreground opacity ``A`` in [0, 1], ``[..., 1]``.
+        bg_features: background features ``f_bg`` ``[..., F]``.
+        depth: expected foreground depth ``d_fg`` ``[..., 1]`` (0 where ``A = 0``), or ``None``.
+        bg_depth: the background's depth ``d_bg`` ``[..., 1]`` (camera z of the sphere, see
+            :meth:`~aware3d.nn.SphericalBackground.render_depth`); 0 if ``None``.
+
+    Returns:
+        :class:`CompositeResult` with ``weights=None``; ``depth`` is ``None`` if ``depth`` is.
+
+    Raises:
+        ValueError: for mismatched shapes, non-finite values, or ``alpha`` outside [0, 1]
+            (one host synchronisation).
+    """
+    require_tensor("features", features)
+    require_tensor("alpha", alpha)
+    check_shape("features", features, ("F",), batch=True)
+    check_shape("alpha", alpha, (1,), batch=True)
+    batch = tuple(features.shape[:-1])
+    if tuple(alpha.shape[:-1]) != batch:
+        raise ValueError(
+            f"`alpha` must have shape {format_shape((*batch, 1))} to match `features` "
+            f"{format_shape(features.shape)}, got {format_shape(alpha.shape)}"
+        )
+    _check_features("bg_features", bg_features, batch, "one row per pixel")
+    if bg_features.shape[-1] != features.shape[-1]:
+        raise ValueError(
+            f"`features` and `bg_features` must have the same number of channels F, got "
+            f"{features.shape[-1]} and {bg_features.shape[-1]}"
+        )
+    for name, value in (("depth", depth), ("bg_depth", bg_depth)):
+        if value is not None:
+            require_tensor(name, value)
+            if tuple(value.shape) != (*batch, 1):
+                raise ValueError(
+                    f"`{name}` must have shape {format_shape((*batch, 1))}, "
+                    f"got {format_shape(value.shape)}"
+                )
+    check_same_device([("features", features), ("alpha", alpha), ("bg_features", bg_features)])
+    if not torch.compiler.is_compiling() and alpha.numel():
+        ok = bool((torch.isfinite(alpha) & (alpha >= 0) & (alpha <= 1)).all())
+        if not ok:
+            raise ValueError(
+                f"`alpha` must be finite and lie in [0, 1], got values in "
+                f"[{float(alpha.min()):.6g}, {float(alpha.max()):.6g}]"
+            )
+    t_bg = 1.0 - alpha
+    image = features + t_bg * bg_features
+    out_depth = None
+    if depth is not None:
+        out_depth = alpha * depth
+        if bg_depth is not None:
+            out_depth = out_depth + t_bg * bg_depth
+    return CompositeResult(image, alpha, t_bg, out_depth, None)

@@ -1,0 +1,233 @@
+"""BallGAN's spherical background: features on a sphere of radius ``R``, no density."""
+
+import itertools
+import math
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from aware3d._validation import check_positive_int, check_positive_number, check_shape
+from aware3d.cameras import Cameras
+from aware3d.functional.encoding import fourier_feature_dim, fourier_features
+from aware3d.functional.sphere import ray_sphere_exit
+from aware3d.nn.layers import ModulatedLinear
+
+__all__ = ["SphericalBackground"]
+
+
+class SphericalBackground(nn.Module):
+    """Background features on a sphere of radius ``R`` centred at the origin (BallGAN).
+
+    A ray ``o + t d`` from a camera inside the sphere leaves it at ``p = o + t_bg d``
+    (:func:`~aware3d.functional.ray_sphere_exit`). The unit direction ``u = p / R`` is encoded with
+    Fourier features ``[u, sin(2^k pi u), cos(2^k pi u)]`` (smooth on the whole sphere: no seam at
+    the azimuth wrap and no pole singularity, unlike an encoding of ``(theta, phi)``), then an MLP
+    of StyleGAN2 modulated linear layers with demodulation and leaky ReLU, modulated by the
+    background's own style code ``w``, and a final modulated layer without demodulation or
+    activation gives ``F`` features. The background has no density: compositing gives it
+    occupancy 1 (:class:`~aware3d.nn.CompositeRenderer`).
+
+    Args:
+        style_dim: width ``D`` of the style code ``w``.
+        feature_dim: output features ``F``.
+        radius: sphere radius ``R``; every camera must be strictly inside.
+        hidden: width of the hidden layers.
+        num_layers: number of hidden modulated layers (the output layer comes on top).
+        num_freqs: octaves ``K`` of the Fourier features (input width ``3 (2 K + 1)``).
+    """
+
+    def __init__(
+        self,
+        style_dim: int,
+        feature_dim: int = 3,
+        radius: float = 3.0,
+        hidden: int = 64,
+        num_layers: int = 4,
+        num_freqs: int = 10,
+    ) -> None:
+        super().__init__()
+        check_positive_int("style_dim", style_dim)
+        check_positive_int("feature_dim", feature_dim)
+        check_positive_int("hidden", hidden)
+        check_positive_int("num_layers", num_layers)
+        self.style_dim = style_dim
+        self.feature_dim = feature_dim
+        self.radius = check_positive_number("radius", radius)
+        self.hidden = hidden
+        self.num_layers = num_layers
+        self.num_freqs = num_freqs
+        in_dim = fourier_feature_dim(3, num_freqs)
+        widths = [in_dim] + [hidden] * num_layers
+        self.layers = nn.ModuleList(
+            ModulatedLinear(a, b, style_dim) for a, b in itertools.pairwise(widths)
+        )
+        self.output = ModulatedLinear(
+            hidden, feature_dim, style_dim, demodulate=False, leaky_relu=False
+        )
+
+    def _check_w(self, w: Tensor) -> None:
+        check_shape("w", w, ("B", self.style_dim))
+
+    def _features_at(self, units: Tensor, w: Tensor) -> Tensor:
+        x = fourier_features(units, self.num_freqs)
+        for layer in self.layers:
+            x = layer(x, w)
+        return self.output(x, w)
+
+    def features_and_distance(
+        self,
+        origins: Float[Tensor, "B *rays 3"],
+        dirs: Float[Tensor, "B *rays 3"],
+        w: Float[Tensor, "B D"],
+    ) -> tuple[Float[Tensor, "B *rays F"], Float[Tensor, "B *rays"]]:  # noqa: F821
+        """Background features and the distance ``t_bg`` to the sphere along each ray.
+
+        Args:
+            origins: ray origins ``[B, ..., 3]`` strictly inside the sphere.
+            dirs: ray directions ``[B, ..., 3]``.
+            w: style codes ``[B, D]``, one per scene.
+
+        Returns:
+            ``(features [B, ..., F], t_bg [B, ...])``.
+
+        Raises:
+            ValueError: for a camera on or outside the sphere or mismatched shapes.
+        """
+        self._check_w(w)
+        if origins.ndim < 2 or origins.shape[0] != w.shape[0]:
+            raise ValueError(
+                f"`origins` must have shape [B, ..., 3] with B = {w.shape[0]} (from `w`), "
+                f"got {list(origins.shape)}"
+            )
+        t_bg = ray_sphere_exit(origins, dirs, self.radius)
+        points = origins + t_bg[..., None] * dirs
+        # |p| = R up to round-off; normalising makes the input exactly a unit direction
+        units = points / torch.linalg.vector_norm(points, dim=-1, keepdim=True)
+        return self._features_at(units, w), t_bg
+
+    def forward(
+        self,
+        origins: Float[Tensor, "B *rays 3"],
+        dirs: Float[Tensor, "B *rays 3"],
+        w: Float[Tensor, "B D"],
+    ) -> Float[Tensor, "B *rays F"]:
+        """Background features where each ray leaves the sphere.
+
+        Args:
+            origins: ray origins ``[B, ..., 3]`` strictly inside the sphere.
+            dirs: ray directions ``[B, ..., 3]``.
+            w: style codes ``[B, D]``, one per scene.
+
+        Returns:
+            ``[B, ..., F]`` features.
+        """
+        return self.features_and_distance(origins, dirs, w)[0]
+
+    def _check_cameras(self, cameras: Cameras, w: Tensor) -> None:
+        self._check_w(w)
+        if len(cameras.shape) != 2 or cameras.shape[0] != w.shape[0]:
+            raise ValueError(
+                f"`cameras` must have shape [B, C] with B = {w.shape[0]} (from `w`), "
+                f"got {list(cameras.shape)}"
+            )
+
+    def render_with_depth(
+        self, cameras: Cameras, width: int, height: int, w: Float[Tensor, "B D"]
+    ) -> tuple[Float[Tensor, "B C H W F"], Float[Tensor, "B C H W 1"]]:
+        """Background image and its camera-space depth ``z`` (the library's depth convention).
+
+        Args:
+            cameras: ``Cameras`` of shape ``[B, C]``.
+            width: image width ``W``.
+            height: image height ``H``.
+            w: style codes ``[B, D]``.
+
+        Returns:
+            ``(features [B, C, H, W, F], depth [B, C, H, W, 1])``, where the depth is the
+            camera-space ``z`` of the exit point, ``t_bg (d . z_cam)``.
+        """
+        self._check_cameras(cameras, w)
+        rays = cameras.pixel_rays(width, height)
+        features, t_bg = self.features_and_distance(rays.origins, rays.directions, w)
+        forward_axis = cameras.cam2world[..., None, None, :3, 2]
+        depth = t_bg[..., None] * (rays.directions * forward_axis).sum(-1, keepdim=True)
+        return features, depth
+
+    def render(
+        self, cameras: Cameras, width: int, height: int, w: Float[Tensor, "B D"]
+    ) -> Float[Tensor, "B C H W F"]:
+        """Renders the background alone through every pixel centre of every camera.
+
+        Args:
+            cameras: ``Cameras`` of shape ``[B, C]``, strictly inside the sphere.
+            width: image width ``W``.
+            height: image height ``H``.
+            w: style codes ``[B, D]``.
+
+        Returns:
+            ``[B, C, H, W, F]`` features, channels last.
+        """
+        self._check_cameras(cameras, w)
+        rays = cameras.pixel_rays(width, height)
+        return self.features_and_distance(rays.origins, rays.directions, w)[0]
+
+    def render_depth(self, cameras: Cameras, width: int, height: int) -> Float[Tensor, "*batch 1"]:
+        """Camera-space depth ``z`` of the sphere behind every pixel, ``[..., C, H, W, 1]``."""
+        rays = cameras.pixel_rays(width, height)
+        t_bg = ray_sphere_exit(rays.origins, rays.directions, self.radius)
+        forward_axis = cameras.cam2world[..., None, None, :3, 2]
+        return t_bg[..., None] * (rays.directions * forward_axis).sum(-1, keepdim=True)
+
+    @staticmethod
+    def panorama_directions(
+        height: int,
+        width: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Float[Tensor, "H W 3"]:
+        """Unit directions of an equirectangular panorama, world up ``+y``.
+
+        Pixel ``(i, j)`` has longitude ``lon = 2 pi (j + 0.5) / W - pi`` and latitude
+        ``lat = pi / 2 - pi (i + 0.5) / H``; its direction is
+        ``(cos(lat) sin(lon), sin(lat), -cos(lat) cos(lon))``: the centre column looks along
+        ``-z`` (what EG3D's frontal camera, on ``+z``, sees behind the subject), right is ``+x``
+        and the top row is up.
+        """
+        check_positive_int("height", height)
+        check_positive_int("width", width)
+        kwargs = {"dtype": torch.float64, "device": device}
+        lon = 2 * math.pi * (torch.arange(width, **kwargs) + 0.5) / width - math.pi
+        lat = math.pi / 2 - math.pi * (torch.arange(height, **kwargs) + 0.5) / height
+        lat, lon = torch.meshgrid(lat, lon, indexing="ij")
+        dirs = torch.stack(
+            [torch.cos(lat) * torch.sin(lon), torch.sin(lat), -torch.cos(lat) * torch.cos(lon)],
+            dim=-1,
+        )
+        return dirs.to(dtype)
+
+    def panorama(
+        self, w: Float[Tensor, "B D"], height: int, width: int
+    ) -> Float[Tensor, "B H W F"]:
+        """The whole background as an equirectangular image seen from the sphere's centre.
+
+        Args:
+            w: style codes ``[B, D]``.
+            height: panorama height ``H`` (latitude from +90 to -90 degrees).
+            width: panorama width ``W`` (longitude from -180 to +180 degrees).
+
+        Returns:
+            ``[B, H, W, F]`` features; see :meth:`panorama_directions` for the layout.
+        """
+        self._check_w(w)
+        dirs = self.panorama_directions(height, width, dtype=w.dtype, device=w.device)
+        units = dirs.expand(w.shape[0], height, width, 3)
+        return self._features_at(units, w)
+
+    def extra_repr(self) -> str:
+        """The constructor's arguments."""
+        return (
+            f"style_dim={self.style_dim}, feature_dim={self.feature_dim}, radius={self.radius}, "
+            f"hidden={self.hidden}, num_layers={self.num_layers}, num_freqs={self.num_freqs}"
+        )

@@ -1,0 +1,150 @@
+"""Thin modules over :mod:`aware3d.functional.losses`."""
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from aware3d.functional.losses import (
+    Reduction,
+    Space,
+    _check_reduction,
+    _check_space,
+    distortion_loss,
+    distortion_loss_packed,
+    separation_loss,
+    splat_distortion_loss,
+)
+
+__all__ = ["DistortionLoss", "SeparationLoss"]
+
+
+class SeparationLoss(nn.Module):
+    """BallGAN's separation loss ``min(T_bg, 1 - T_bg)``; see :func:`separation_loss`.
+
+    Args:
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        _check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, bg_transmittance: Any) -> Tensor:
+        """Loss of a ``T_bg`` tensor, or of a ``CompositeResult`` (its ``bg_transmittance``)."""
+        if not isinstance(bg_transmittance, Tensor) and hasattr(
+            bg_transmittance, "bg_transmittance"
+        ):
+            bg_transmittance = bg_transmittance.bg_transmittance
+        return separation_loss(bg_transmittance, self.reduction)
+
+    def extra_repr(self) -> str:
+        """The constructor's arguments."""
+        return f"reduction={self.reduction!r}"
+
+
+class DistortionLoss(nn.Module):
+    """Mip-NeRF 360 distortion loss, volumetric (dense or packed) or splat form.
+
+    * ``loss(weights [..., S], t_edges [..., S + 1])``: :func:`distortion_loss`;
+    * ``loss(weights [N], t_edges [N, 2], ray_indices=..., num_rays=R)``: packed ragged rays,
+      ``t_edges[:, 0]``/``t_edges[:, 1]`` the start/end of each sample's bin,
+      :func:`distortion_loss_packed`;
+    * ``loss(splat_output)`` or ``loss.splat(alpha, moment1, moment2)``: the splat form
+      :func:`splat_distortion_loss` from rendered depth moments (``space`` does not apply: it is
+      metric camera depth).
+
+    Args:
+        space: ``"metric"``, ``"linear"`` or ``"inverse"`` (volumetric forms).
+        near: near distance for ``"linear"``/``"inverse"`` (float).
+        far: far distance for ``"linear"``/``"inverse"`` (float).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    def __init__(
+        self,
+        space: Space = "metric",
+        near: float | None = None,
+        far: float | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        _check_space(space, near, far)
+        _check_reduction(reduction)
+        self.space: Space = space
+        self.near = near
+        self.far = far
+        self.reduction: Reduction = reduction
+
+    def splat(
+        self, alpha: Any, moment1: Tensor | None = None, moment2: Tensor | None = None
+    ) -> Tensor:
+        """Splat form from ``(alpha, moment1, moment2)`` tensors ``[..., 1]`` or a splat output.
+
+        A splat output must have been rendered with ``depth_moments=True``.
+        """
+        if not isinstance(alpha, Tensor):
+            output = alpha
+            alpha = output.alpha
+            moment1, moment2 = output.moment1, output.moment2
+        if moment1 is None or moment2 is None:
+            raise ValueError(
+                "the splat distortion loss needs depth moments: pass `moment1` and `moment2`, or "
+                "a splat output rendered with `depth_moments=True`"
+            )
+        return splat_distortion_loss(alpha, moment1, moment2, self.reduction)
+
+    def forward(
+        self,
+        weights: Any,
+        t_edges: Tensor | None = None,
+        *,
+        ray_indices: Tensor | None = None,
+        num_rays: int | None = None,
+    ) -> Tensor:
+        """Volumetric loss of ``(weights, t_edges)``, or the splat form of a splat output.
+
+        Args:
+            weights: ``[..., S]`` (dense) or ``[N]`` (packed) weights, or a splat output.
+            t_edges: ``[..., S + 1]`` sorted edges (dense) or ``[N, 2]`` bin starts/ends (packed).
+            ray_indices: ``[N]`` ray id per sample (packed form).
+            num_rays: number of rays ``R`` (packed form; defaults to ``ray_indices.max() + 1``,
+                which costs a host synchronisation).
+        """
+        if not isinstance(weights, Tensor) and hasattr(weights, "moment1"):
+            return self.splat(weights)
+        if t_edges is None:
+            raise ValueError("`t_edges` is required for the volumetric distortion loss")
+        if ray_indices is None:
+            return distortion_loss(
+                weights,
+                t_edges,
+                space=self.space,
+                near=self.near,
+                far=self.far,
+                reduction=self.reduction,
+            )
+        if t_edges.ndim != 2 or t_edges.shape[-1] != 2:
+            raise ValueError(
+                f"packed form: `t_edges` must have shape [N, 2] (start, end), got "
+                f"{list(t_edges.shape)}"
+            )
+        if num_rays is None:
+            num_rays = int(ray_indices.max()) + 1 if ray_indices.numel() else 0
+        return distortion_loss_packed(
+            weights,
+            t_edges[:, 0],
+            t_edges[:, 1],
+            ray_indices,
+            num_rays,
+            space=self.space,
+            near=self.near,
+            far=self.far,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        """The constructor's arguments."""
+        return (
+            f"space={self.space!r}, near={self.near}, far={self.far}, reduction={self.reduction!r}"
+        )

@@ -1,0 +1,413 @@
+"""Separation and distortion losses against O(S^2) oracles, properties, gradients, bad input."""
+
+import inspect
+from typing import NamedTuple
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+# ---------------------------------------------------------------------- oracles
+
+
+def pairwise_distortion(weights: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """Mip-NeRF 360's double sum, O(S^2), float64, per ray."""
+    w = weights.double()
+    t = edges.double()
+    m = 0.5 * (t[..., 1:] + t[..., :-1])
+    delta = t[..., 1:] - t[..., :-1]
+    pair = (w[..., :, None] * w[..., None, :] * (m[..., :, None] - m[..., None, :]).abs()).sum(
+        (-1, -2)
+    )
+    return pair + (w.square() * delta).sum(-1) / 3.0
+
+
+def random_rays(seed: int, batch=(4,), S: int = 8, dtype=torch.float64, offset=0.0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    widths = torch.rand(*batch, S, generator=g, dtype=torch.float64) + 0.01
+    start = torch.rand(*batch, 1, generator=g, dtype=torch.float64) + 0.5
+    edges = torch.cat([start, start + torch.cumsum(widths, -1)], -1) * scale + offset
+    weights = torch.rand(*batch, S, generator=g, dtype=torch.float64)
+    weights = weights / weights.sum(-1, keepdim=True) * torch.rand(*batch, 1, generator=g).double()
+    return weights.to(dtype), edges.to(dtype)
+
+
+# ---------------------------------------------------------------------- distortion: dense
+
+
+@pytest.mark.parametrize("S", [1, 2, 5, 33])
+@pytest.mark.parametrize("batch", [(), (3,), (2, 3)])
+def test_distortion_matches_pairwise_oracle(S, batch):
+    from aware3d.functional.losses import distortion_loss
+
+    weights, edges = random_rays(S, batch=batch, S=S)
+    out = distortion_loss(weights, edges, reduction="none")
+    assert out.shape == batch
+    torch.testing.assert_close(out, pairwise_distortion(weights, edges), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        distortion_loss(weights, edges), pairwise_distortion(weights, edges).mean()
+    )
+    torch.testing.assert_close(
+        distortion_loss(weights, edges, reduction="sum"), pairwise_distortion(weights, edges).sum()
+    )
+
+
+def test_distortion_spaces_match_oracle_on_mapped_edges():
+    from aware3d.functional.losses import distortion_loss
+
+    weights, edges = random_rays(3, batch=(5,), S=9)
+    near, far = 0.2, 40.0
+    linear = (edges - near) / (far - near)
+    torch.testing.assert_close(
+        distortion_loss(weights, edges, space="linear", near=near, far=far, reduction="none"),
+        pairwise_distortion(weights, linear),
+    )
+    inverse = (1 / edges - 1 / near) / (1 / far - 1 / near)
+    torch.testing.assert_close(
+        distortion_loss(weights, edges, space="inverse", near=near, far=far, reduction="none"),
+        pairwise_distortion(weights, inverse),
+    )
+    # defaults: each ray's own first and last edge; far=inf gives s = 1 - near / t
+    first, last = edges[..., :1], edges[..., -1:]
+    torch.testing.assert_close(
+        distortion_loss(weights, edges, space="linear", reduction="none"),
+        pairwise_distortion(weights, (edges - first) / (last - first)),
+    )
+    torch.testing.assert_close(
+        distortion_loss(weights, edges, space="inverse", near=near, far=float("inf")),
+        pairwise_distortion(weights, 1 - near / edges).mean(),
+    )
+    # per-ray tensors for near/far
+    near_t = torch.full((5,), near, dtype=torch.float64)
+    far_t = torch.full((5,), far, dtype=torch.float64)
+    torch.testing.assert_close(
+        distortion_loss(weights, edges, space="linear", near=near_t, far=far_t, reduction="none"),
+        pairwise_distortion(weights, linear),
+    )
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    S=st.integers(1, 24),
+    shift=st.floats(-100.0, 100.0),
+    scale=st.floats(1e-2, 1e2),
+)
+def test_distortion_properties(seed, S, shift, scale):
+    from aware3d.functional.losses import distortion_loss
+
+    weights, edges = random_rays(seed, batch=(3,), S=S)
+    base = distortion_loss(weights, edges, reduction="none")
+    assert bool((base >= 0).all())
+    torch.testing.assert_close(base, pairwise_distortion(weights, edges), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        distortion_loss(weights, edges + shift, reduction="none"), base, rtol=1e-9, atol=1e-9
+    )
+    torch.testing.assert_close(
+        distortion_loss(weights, edges * scale, reduction="none"),
+        base * scale,
+        rtol=1e-9,
+        atol=1e-12,
+    )
+
+
+@given(seed=st.integers(0, 2**31 - 1), S=st.integers(1, 64))
+def test_distortion_float32_nonnegative_and_accurate(seed, S):
+    from aware3d.functional.losses import distortion_loss
+
+    weights, edges = random_rays(seed, batch=(8,), S=S, dtype=torch.float32, offset=1000.0)
+    out = distortion_loss(weights, edges, reduction="none")
+    assert out.dtype == torch.float32
+    # the per-ray offset keeps float32 accurate far from the origin
+    torch.testing.assert_close(
+        out.double(), pairwise_distortion(weights, edges), rtol=1e-4, atol=1e-6
+    )
+    assert bool((out >= -1e-6).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_distortion_half_inputs_accumulate_in_float32(dtype):
+    from aware3d.functional.losses import distortion_loss
+
+    weights, edges = random_rays(0, batch=(16,), S=96, dtype=dtype)
+    out = distortion_loss(weights, edges, reduction="none")
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(
+        out.double(), pairwise_distortion(weights, edges), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("space", ["metric", "linear", "inverse"])
+def test_distortion_gradcheck_weights_and_edges(space):
+    from aware3d.functional.losses import distortion_loss
+
+    weights, edges = random_rays(5, batch=(2,), S=4)
+    weights.requires_grad_()
+    edges.requires_grad_()
+    kwargs = {} if space == "metric" else {"near": 0.3, "far": 9.0}
+
+    def fn(w, t):
+        return distortion_loss(w, t, space=space, reduction="none", **kwargs)
+
+    assert torch.autograd.gradcheck(fn, (weights, edges))
+    assert torch.autograd.gradgradcheck(fn, (weights, edges))
+
+
+def test_distortion_gradients_match_oracle():
+    from aware3d.functional.losses import distortion_loss
+
+    weights, edges = random_rays(6, batch=(3,), S=7)
+    w1, t1 = weights.clone().requires_grad_(), edges.clone().requires_grad_()
+    w2, t2 = weights.clone().requires_grad_(), edges.clone().requires_grad_()
+    distortion_loss(w1, t1).backward()
+    pairwise_distortion(w2, t2).mean().backward()
+    assert w1.grad is not None
+    assert t1.grad is not None
+    torch.testing.assert_close(w1.grad, w2.grad)
+    torch.testing.assert_close(t1.grad, t2.grad)
+
+
+def test_distortion_bad_input():
+    from aware3d.functional.losses import distortion_loss
+
+    weights, edges = random_rays(0, batch=(2,), S=4)
+    unchecked = inspect.unwrap(distortion_loss)
+    with pytest.raises(ValueError, match="sorted"):
+        distortion_loss(weights, edges.flip(-1))
+    with pytest.raises(ValueError, match=r"S \+ 1"):
+        unchecked(weights, edges[..., :-1])
+    with pytest.raises((ValueError, TypeError)):
+        distortion_loss(weights, edges[..., :-1])
+    with pytest.raises(ValueError, match="S \\+ 1"):
+        unchecked(weights, edges[:1])
+    with pytest.raises(ValueError, match="non-negative"):
+        distortion_loss(-weights, edges)
+    with pytest.raises(ValueError, match="finite"):
+        distortion_loss(weights * float("nan"), edges)
+    with pytest.raises(ValueError, match="space"):
+        unchecked(weights, edges, space="log")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match="reduction"):
+        unchecked(weights, edges, reduction="max")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match="only used"):
+        distortion_loss(weights, edges, near=0.1)
+    with pytest.raises(ValueError, match="greater than"):
+        distortion_loss(weights, edges, space="linear", near=5.0, far=1.0)
+    with pytest.raises(ValueError, match="positive"):
+        distortion_loss(weights, edges - 10.0, space="inverse")
+
+
+# ---------------------------------------------------------------------- distortion: packed
+
+
+def _pack(weights, edges, counts):
+    ws, starts, ends, ids = [], [], [], []
+    for ray, n in enumerate(counts):
+        ws.append(weights[ray, :n])
+        starts.append(edges[ray, :n])
+        ends.append(edges[ray, 1 : n + 1])
+        ids.append(torch.full((n,), ray, dtype=torch.long))
+    return torch.cat(ws), torch.cat(starts), torch.cat(ends), torch.cat(ids)
+
+
+@given(seed=st.integers(0, 2**31 - 1), space=st.sampled_from(["metric", "linear", "inverse"]))
+def test_packed_agrees_with_dense(seed, space):
+    from aware3d.functional.losses import distortion_loss, distortion_loss_packed
+
+    g = torch.Generator().manual_seed(seed)
+    R, S = 6, 10
+    weights, edges = random_rays(seed, batch=(R,), S=S)
+    counts = torch.randint(0, S + 1, (R,), generator=g).tolist()
+    packed = _pack(weights, edges, counts)
+    kwargs = {} if space == "metric" else {"near": 0.25, "far": 30.0}
+    out = distortion_loss_packed(*packed, R, space=space, reduction="none", **kwargs)
+    assert out.shape == (R,)
+    for ray, n in enumerate(counts):
+        if n == 0:
+            assert float(out[ray]) == 0.0
+            continue
+        dense = distortion_loss(
+            weights[ray, :n], edges[ray, : n + 1], space=space, reduction="none", **kwargs
+        )
+        torch.testing.assert_close(out[ray], dense, rtol=1e-10, atol=1e-12)
+
+
+def test_packed_full_rays_equal_dense_with_default_near_far():
+    from aware3d.functional.losses import distortion_loss, distortion_loss_packed
+
+    weights, edges = random_rays(2, batch=(5,), S=6)
+    packed = _pack(weights, edges, [6] * 5)
+    for space in ("metric", "linear", "inverse"):
+        torch.testing.assert_close(
+            distortion_loss_packed(*packed, 5, space=space),
+            distortion_loss(weights, edges, space=space),
+        )
+
+
+def test_packed_gradcheck_and_bad_input():
+    from aware3d.functional.losses import distortion_loss_packed
+
+    weights, edges = random_rays(4, batch=(3,), S=3)
+    w, t0, t1, ids = _pack(weights, edges, [3, 1, 2])
+    t1 = t0 + 0.9 * (t1 - t0)  # gaps between bins, so finite differences keep them disjoint
+    w.requires_grad_()
+    t0.requires_grad_()
+    t1.requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: distortion_loss_packed(a, b, c, ids, 3, reduction="none"), (w, t0, t1)
+    )
+    w, t0, t1 = w.detach(), t0.detach(), t1.detach()
+    with pytest.raises(ValueError, match="non-decreasing"):
+        distortion_loss_packed(w, t0, t1, ids.flip(0), 3)
+    with pytest.raises(ValueError, match="num_rays"):
+        distortion_loss_packed(w, t0, t1, ids, 2)
+    with pytest.raises(ValueError, match="overlapping"):
+        distortion_loss_packed(w, t0.flip(0), t1.flip(0), ids, 3)
+    with pytest.raises(ValueError, match="t_ends"):
+        distortion_loss_packed(w, t1, t0, ids, 3)
+    with pytest.raises(ValueError, match="non-negative"):
+        distortion_loss_packed(-w, t0, t1, ids, 3)
+    with pytest.raises(ValueError, match="match"):
+        inspect.unwrap(distortion_loss_packed)(w, t0[:-1], t1, ids, 3)
+    with pytest.raises(TypeError):
+        distortion_loss_packed(w, t0, t1, ids.double(), 3)  # pyright: ignore[reportArgumentType]
+
+
+# ---------------------------------------------------------------------- distortion: splat form
+
+
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 12), scale=st.floats(0.1, 10.0))
+def test_splat_form_equals_pairwise_sum(seed, n, scale):
+    from aware3d.functional.losses import splat_distortion_loss
+
+    g = torch.Generator().manual_seed(seed)
+    w = torch.rand(3, 4, n, generator=g, dtype=torch.float64) / n
+    z = (torch.rand(3, 4, n, generator=g, dtype=torch.float64) + 1.0) * scale
+    alpha = w.sum(-1, keepdim=True)
+    m1 = (w * z).sum(-1, keepdim=True)
+    m2 = (w * z * z).sum(-1, keepdim=True)
+    pairwise = (w[..., :, None] * w[..., None, :] * (z[..., :, None] - z[..., None, :]) ** 2).sum(
+        (-1, -2)
+    )
+    out = splat_distortion_loss(alpha, m1, m2, reduction="none")
+    assert out.shape == (3, 4, 1)
+    torch.testing.assert_close(out[..., 0], pairwise, rtol=1e-9, atol=1e-12 * scale**2)
+    assert bool((out >= 0).all())
+
+
+def test_splat_form_gradcheck_clamp_and_bad_input():
+    from aware3d.functional.losses import splat_distortion_loss
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.rand(5, 3, generator=g, dtype=torch.float64)
+    z = torch.rand(5, 3, generator=g, dtype=torch.float64) + 1
+    moments = [(w * z**k).sum(-1, keepdim=True).requires_grad_() for k in range(3)]
+    assert torch.autograd.gradcheck(lambda a, b, c: splat_distortion_loss(a, b, c), moments)
+    # a single Gaussian per pixel has zero variance: round-off negatives are clamped to 0
+    a = torch.full((7, 1), 0.3)
+    zz = torch.linspace(1, 50, 7)[:, None]
+    out = splat_distortion_loss(a, a * zz, a * zz * zz, reduction="none")
+    assert bool((out >= 0).all())
+    assert float(out.max()) < 1e-3
+    half = splat_distortion_loss(
+        moments[0].detach().half(), moments[1].detach().half(), moments[2].detach().half()
+    )
+    assert half.dtype == torch.float32
+    with pytest.raises(ValueError, match="shape of `alpha`"):
+        inspect.unwrap(splat_distortion_loss)(a, a[:3], a)
+    with pytest.raises(ValueError, match="reduction"):
+        inspect.unwrap(splat_distortion_loss)(a, a, a, reduction="avg")  # pyright: ignore[reportArgumentType]
+
+
+# ---------------------------------------------------------------------- separation
+
+
+@given(
+    t=st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=32),
+)
+def test_separation_in_range(t):
+    from aware3d.functional.losses import separation_loss
+
+    t_bg = torch.tensor(t, dtype=torch.float64)[:, None]
+    per_ray = separation_loss(t_bg, reduction="none")
+    assert per_ray.shape == t_bg.shape
+    assert bool(((per_ray >= 0) & (per_ray <= 0.5)).all())
+    torch.testing.assert_close(per_ray, torch.minimum(t_bg, 1 - t_bg))
+    assert 0.0 <= float(separation_loss(t_bg)) <= 0.5
+
+
+def test_separation_values_gradcheck_and_reduction():
+    from aware3d.functional.losses import separation_loss
+
+    t_bg = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0])
+    torch.testing.assert_close(
+        separation_loss(t_bg, reduction="none"), torch.tensor([0.0, 0.1, 0.5, 0.1, 0.0])
+    )
+    torch.testing.assert_close(separation_loss(t_bg, reduction="sum"), torch.tensor(0.7))
+    x = torch.tensor([0.05, 0.3, 0.7, 0.95], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: separation_loss(v), (x,))
+    with pytest.raises(ValueError, match="reduction"):
+        inspect.unwrap(separation_loss)(t_bg, reduction="median")  # pyright: ignore[reportArgumentType]
+
+
+# ---------------------------------------------------------------------- modules
+
+
+class FakeSplat(NamedTuple):
+    features: torch.Tensor
+    alpha: torch.Tensor
+    depth: torch.Tensor
+    moment1: torch.Tensor | None
+    moment2: torch.Tensor | None
+
+
+def test_modules_equal_functions():
+    from aware3d.functional.compositing import composite_splat
+    from aware3d.functional.losses import (
+        Space,
+        distortion_loss,
+        distortion_loss_packed,
+        separation_loss,
+        splat_distortion_loss,
+    )
+    from aware3d.nn.losses import DistortionLoss, SeparationLoss
+
+    weights, edges = random_rays(1, batch=(4,), S=5)
+    spaces: list[tuple[Space, dict]] = [("metric", {}), ("inverse", {"near": 0.2, "far": 20.0})]
+    for space, kw in spaces:
+        module = DistortionLoss(space, reduction="sum", **kw)
+        torch.testing.assert_close(
+            module(weights, edges),
+            distortion_loss(weights, edges, space=space, reduction="sum", **kw),
+        )
+        w, t0, t1, ids = _pack(weights, edges, [5, 2, 0, 3])
+        torch.testing.assert_close(
+            module(w, torch.stack([t0, t1], -1), ray_indices=ids, num_rays=4),
+            distortion_loss_packed(w, t0, t1, ids, 4, space=space, reduction="sum", **kw),
+        )
+    loss = DistortionLoss()
+    w, t0, t1, ids = _pack(weights, edges, [5, 2, 1, 3])
+    torch.testing.assert_close(
+        loss(w, torch.stack([t0, t1], -1), ray_indices=ids),
+        distortion_loss_packed(w, t0, t1, ids, 4),
+    )
+    a = torch.rand(2, 1, 3, 3, 1)
+    m1 = a * 2.0
+    m2 = a * 5.0
+    out = FakeSplat(torch.rand(2, 1, 3, 3, 3), a, m1 / a, m1, m2)
+    expected = splat_distortion_loss(a, m1, m2)
+    torch.testing.assert_close(loss(out), expected)
+    torch.testing.assert_close(loss.splat(out), expected)
+    torch.testing.assert_close(loss.splat(a, m1, m2), expected)
+    with pytest.raises(ValueError, match="depth_moments"):
+        loss.splat(out._replace(moment1=None))
+    with pytest.raises(ValueError, match="t_edges"):
+        loss(weights)
+    with pytest.raises((ValueError, TypeError)):
+        DistortionLoss("log")  # pyright: ignore[reportArgumentType]
+
+    sep = SeparationLoss()
+    composite = composite_splat(out.features, a, torch.rand(2, 1, 3, 3, 3))
+    torch.testing.assert_close(sep(composite), separation_loss(1 - a))
+    torch.testing.assert_close(sep(1 - a), separation_loss(1 - a))
+    assert "reduction" in repr(sep)
+    assert "space" in repr(loss)
