@@ -18,6 +18,7 @@ from aware3d.cameras import (
 )
 from aware3d.functional import (
     CompositeResult,
+    GaussianHierarchy,
     composite_splat,
     composite_volume,
     distortion_loss,
@@ -27,7 +28,15 @@ from aware3d.functional import (
     volume_weights,
 )
 from aware3d.gaussians import Gaussians
-from aware3d.nn import CompositeRenderer, DistortionLoss, SeparationLoss, SphericalBackground
+from aware3d.nn import (
+    CompositeRenderer,
+    DistortionLoss,
+    FlatGaussianDecoder,
+    HierarchicalGaussianDecoder,
+    MappingNetwork,
+    SeparationLoss,
+    SphericalBackground,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -36,7 +45,11 @@ __all__ = [
     "CompositeRenderer",
     "CompositeResult",
     "DistortionLoss",
+    "FlatGaussianDecoder",
+    "GaussianHierarchy",
     "Gaussians",
+    "HierarchicalGaussianDecoder",
+    "MappingNetwork",
     "Rays",
     "SeparationLoss",
     "SphericalBackground",

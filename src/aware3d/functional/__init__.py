@@ -9,6 +9,17 @@ from aware3d.functional.compositing import (
     volume_weights,
 )
 from aware3d.functional.encoding import fourier_feature_dim, fourier_features
+from aware3d.functional.hierarchy import (
+    GaussianHierarchy,
+    HierarchyNodes,
+    densify,
+    descendant_mask,
+    level_sizes,
+    nodes_to_gaussians,
+    normalize_quaternion,
+    parent_indices,
+    quaternion_to_matrix,
+)
 from aware3d.functional.losses import (
     distortion_loss,
     distortion_loss_packed,
@@ -19,14 +30,23 @@ from aware3d.functional.sphere import ray_sphere_exit
 
 __all__ = [
     "CompositeResult",
+    "GaussianHierarchy",
+    "HierarchyNodes",
     "VolumeSamples",
     "VolumeWeights",
     "composite_splat",
     "composite_volume",
+    "densify",
+    "descendant_mask",
     "distortion_loss",
     "distortion_loss_packed",
     "fourier_feature_dim",
     "fourier_features",
+    "level_sizes",
+    "nodes_to_gaussians",
+    "normalize_quaternion",
+    "parent_indices",
+    "quaternion_to_matrix",
     "ray_sphere_exit",
     "separation_loss",
     "splat_distortion_loss",

@@ -2,14 +2,28 @@
 
 from aware3d.nn.background import SphericalBackground
 from aware3d.nn.compositing import CompositeRenderer
+from aware3d.nn.decoder import (
+    FlatGaussianDecoder,
+    HierarchicalGaussianDecoder,
+    gsgan_256,
+    gsgan_512,
+    small_decoder,
+)
 from aware3d.nn.layers import EqualizedLinear, ModulatedLinear
 from aware3d.nn.losses import DistortionLoss, SeparationLoss
+from aware3d.nn.mapping import MappingNetwork
 
 __all__ = [
     "CompositeRenderer",
     "DistortionLoss",
     "EqualizedLinear",
+    "FlatGaussianDecoder",
+    "HierarchicalGaussianDecoder",
+    "MappingNetwork",
     "ModulatedLinear",
     "SeparationLoss",
     "SphericalBackground",
+    "gsgan_256",
+    "gsgan_512",
+    "small_decoder",
 ]

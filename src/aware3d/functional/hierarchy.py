@@ -1,0 +1,379 @@
+"""GSGAN's hierarchy of Gaussians: a child node parameterised by its coarser parent.
+
+A node has a position ``mu``, a per-axis log-scale ``s``, a rotation ``q`` (``wxyz``), an opacity
+logit ``o`` and features ``c`` (:class:`HierarchyNodes`). A child of parent ``p`` with raw network
+outputs ``(dmu, ds, dq, do, dc)`` is (DESIGN.md, "Hierarchy (GSGAN)")::
+
+    mu    = mu_p + R(q_p) @ (exp(s_p) * tanh(dmu))            # inside the parent's one-sigma box
+    s_hat = s_p - log(rho)   if max(exp(s_p)) > tau  else s_p  # shrink until pixel size tau
+    s     = clamp(s_hat - softplus(-ds), min=min_log_scale)    # s <= s_hat (see below)
+    q     = normalise(q_p + dq)
+    o     = o_p + do
+    c     = c_p + dc
+
+Nodes of one level are stored level-major: with ``K`` children per parent, child ``j`` of a level
+belongs to parent ``j // K`` of the level above (:func:`parent_indices`).
+
+**Floor edge case.** The lower clamp at ``min_log_scale`` keeps every log-scale finite and bounded
+below (the rasterizer never sees a vanishing Gaussian). It wins over the shrink: on an axis where
+``s_hat`` itself is already below ``min_log_scale`` the child sits exactly at ``min_log_scale``,
+so ``s <= max(s_hat, min_log_scale)``. Since every node made by :func:`densify` has
+``s >= min_log_scale``, a child is still never larger than its parent on any axis
+(``s <= s_p``); only the strict ``rho`` shrink is given up on axes already at the floor. With
+``pixel_size >= rho * exp(min_log_scale)`` the parent's *largest* axis always shrinks by the full
+``rho`` while it exceeds the pixel size.
+
+**Rotations.** Quaternions are normalised when used. Nodes made by :func:`densify` hold unit
+quaternions: ``q = normalise(normalise(q_p) + dq)``, which is DESIGN.md's ``q_p + dq`` for a unit
+parent, and keeps values bounded across many levels. If ``normalise(q_p) + dq`` is (close to) zero
+the rotation is undefined; the child then keeps its parent's rotation instead of producing a NaN.
+"""
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from aware3d._validation import (
+    check_finite,
+    check_positive_int,
+    check_positive_number,
+    check_same_device,
+    check_shape,
+    require_tensor,
+)
+from aware3d.gaussians import Gaussians
+
+#: Below this largest absolute component a quaternion counts as zero (its direction is undefined).
+QUATERNION_EPS = 1e-6
+
+__all__ = [
+    "GaussianHierarchy",
+    "HierarchyNodes",
+    "densify",
+    "descendant_mask",
+    "level_sizes",
+    "nodes_to_gaussians",
+    "normalize_quaternion",
+    "parent_indices",
+    "quaternion_to_matrix",
+]
+
+
+class HierarchyNodes(NamedTuple):
+    """Nodes of a hierarchy level (or the raw network outputs for them), ``B`` scenes x ``N`` nodes.
+
+    Used both for nodes (position, log-scale, rotation, opacity logit, features) and for the raw
+    outputs ``(dmu, ds, dq, do, dc)`` that :func:`densify` turns into children.
+
+    Attributes:
+        position: ``mu`` (or ``dmu``), ``[B, N, 3]``.
+        log_scale: per-axis natural log of sigma, ``s`` (or ``ds``), ``[B, N, 3]``.
+        rotation: ``wxyz`` quaternion ``q`` (or ``dq``), ``[B, N, 4]``.
+        opacity_logit: ``o`` (or ``do``), ``[B, N]``.
+        features: ``c`` (or ``dc``), ``[B, N, F]``.
+    """
+
+    # ``_N``: documented but not bound, so a parent level and its children (``N`` vs ``N K``
+    # nodes) can meet in one checked call.
+    position: Float[Tensor, "B _N 3"]
+    log_scale: Float[Tensor, "B _N 3"]
+    rotation: Float[Tensor, "B _N 4"]
+    opacity_logit: Float[Tensor, "B _N"]
+    features: Float[Tensor, "B _N F"]
+
+    @property
+    def batch_size(self) -> int:
+        """``B``, the number of scenes."""
+        return self.position.shape[0]
+
+    @property
+    def num_nodes(self) -> int:
+        """``N``, the number of nodes per scene."""
+        return self.position.shape[1]
+
+
+class GaussianHierarchy(NamedTuple):
+    """What :meth:`HierarchicalGaussianDecoder.forward_hierarchy` returns.
+
+    Attributes:
+        gaussians: every rendered Gaussian, all levels concatenated level by level, with ``levels``.
+        nodes: per level, the rendered Gaussians as :class:`HierarchyNodes` (log-space values).
+        anchors: per level, the anchors (never rendered; the parents of the next level). Empty
+            for a flat (non-hierarchical) decoder.
+        parents: per level, ``[N_l]`` int64: the index of every node's parent among the previous
+            level's anchors (``j // K``); for level 0 the index of the root (all zeros).
+        root: the fixed root node (the foreground box), one per scene, ``N = 1``.
+    """
+
+    gaussians: Gaussians
+    nodes: tuple[HierarchyNodes, ...]
+    anchors: tuple[HierarchyNodes, ...]
+    parents: tuple[Tensor, ...]
+    root: HierarchyNodes
+
+
+def _check_nodes(name: str, nodes: HierarchyNodes) -> None:
+    if not isinstance(nodes, HierarchyNodes):
+        raise TypeError(f"`{name}` must be HierarchyNodes, got {type(nodes).__name__}")
+    for field in HierarchyNodes._fields:
+        require_tensor(f"{name}.{field}", getattr(nodes, field))
+    check_shape(f"{name}.position", nodes.position, ("B", "N", 3))
+    batch, count = nodes.position.shape[:2]
+    check_shape(f"{name}.log_scale", nodes.log_scale, (batch, count, 3))
+    check_shape(f"{name}.rotation", nodes.rotation, (batch, count, 4))
+    check_shape(f"{name}.opacity_logit", nodes.opacity_logit, (batch, count))
+    check_shape(f"{name}.features", nodes.features, (batch, count, "F"))
+    for field in HierarchyNodes._fields:
+        value = getattr(nodes, field)
+        if value.dtype != nodes.position.dtype:
+            raise ValueError(
+                f"`{name}.{field}` has dtype {value.dtype} but `{name}.position` has "
+                f"{nodes.position.dtype}"
+            )
+    check_same_device([(f"{name}.{f}", getattr(nodes, f)) for f in HierarchyNodes._fields])
+    for field in HierarchyNodes._fields:
+        check_finite(f"{name}.{field}", getattr(nodes, field))
+
+
+def normalize_quaternion(
+    q: Float[Tensor, "*batch 4"], fallback: Float[Tensor, "*batch 4"] | None = None
+) -> Float[Tensor, "*batch 4"]:
+    """Unit quaternions ``q / |q|``, overflow-safe, with a fallback where ``q`` is (nearly) zero.
+
+    ``q`` is first divided by its largest absolute component, so components near the dtype's
+    maximum do not overflow when squared. Where that component is below :data:`QUATERNION_EPS`
+    the result is ``fallback`` (default: the identity ``(1, 0, 0, 0)``); values and gradients stay
+    finite everywhere.
+
+    Args:
+        q: quaternions, ``[..., 4]``.
+        fallback: unit quaternions used where ``q`` is zero, ``[..., 4]``.
+
+    Returns:
+        Unit quaternions, ``[..., 4]``.
+    """
+    largest = q.abs().amax(dim=-1, keepdim=True)
+    ok = largest > QUATERNION_EPS
+    scaled = q / largest.clamp_min(QUATERNION_EPS)
+    unit = scaled / torch.linalg.vector_norm(scaled, dim=-1, keepdim=True).clamp_min(1e-3)
+    if fallback is None:
+        fallback = torch.zeros_like(q)
+        fallback[..., 0] = 1.0
+    return torch.where(ok, unit, fallback)
+
+
+def quaternion_to_matrix(q: Float[Tensor, "*batch 4"]) -> Float[Tensor, "*batch 3 3"]:
+    """Rotation matrices of ``wxyz`` quaternions (normalised first; zero gives the identity).
+
+    Args:
+        q: quaternions, ``[..., 4]``.
+
+    Returns:
+        ``R(q)``, ``[..., 3, 3]``; ``R @ v`` rotates ``v`` from the node's frame to the world.
+    """
+    w, x, y, z = normalize_quaternion(q).unbind(-1)
+    rows = [
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ]  # fmt: skip
+    return torch.stack(rows, dim=-1).unflatten(-1, (3, 3))
+
+
+def level_sizes(num_initial: int, children: int, num_levels: int) -> list[int]:
+    """Nodes per level: level ``l`` has ``num_initial * children**l``.
+
+    Args:
+        num_initial: ``N0``, the nodes of level 0.
+        children: ``K``, children per parent.
+        num_levels: ``L``.
+
+    Returns:
+        ``[N0, N0 K, ..., N0 K^(L-1)]``.
+    """
+    check_positive_int("num_initial", num_initial)
+    check_positive_int("children", children)
+    check_positive_int("num_levels", num_levels)
+    return [num_initial * children**level for level in range(num_levels)]
+
+
+def parent_indices(
+    num_parents: int, children: int, device: torch.device | str | None = None
+) -> Int[Tensor, " N"]:
+    """Index of every child's parent: child ``j`` belongs to parent ``j // children``.
+
+    Args:
+        num_parents: parents in the coarser level.
+        children: ``K``, children per parent.
+        device: device of the result.
+
+    Returns:
+        ``[num_parents * children]`` int64.
+    """
+    check_positive_int("num_parents", num_parents)
+    check_positive_int("children", children)
+    return torch.arange(num_parents * children, device=device) // children
+
+
+def descendant_mask(
+    num_initial: int, children: int, num_levels: int, token: int
+) -> Bool[Tensor, " N"]:
+    """Boolean mask over all levels' nodes (concatenated) of the descendants of one level-0 node.
+
+    A level-``l`` node ``j`` descends from level-0 node ``j // children**l``; the level-0 node
+    counts as its own descendant.
+
+    Args:
+        num_initial: ``N0``.
+        children: ``K``.
+        num_levels: ``L``.
+        token: index of the level-0 node, in ``[0, N0)``.
+
+    Returns:
+        ``[sum_l N0 K^l]`` boolean mask.
+    """
+    sizes = level_sizes(num_initial, children, num_levels)
+    if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < num_initial:
+        raise ValueError(f"`token` must be an integer in [0, {num_initial}), got {token!r}")
+    masks = [torch.arange(size) // children**level == token for level, size in enumerate(sizes)]
+    return torch.cat(masks)
+
+
+def _densify(
+    parent: HierarchyNodes,
+    raw: HierarchyNodes,
+    rho: float,
+    pixel_size: float,
+    min_log_scale: float,
+    parent_is_unit: bool = False,
+) -> HierarchyNodes:
+    """:func:`densify` without input checks (for callers whose inputs are valid by construction)."""
+    batch, num_parents = parent.position.shape[:2]
+    total = raw.position.shape[1]
+    k = total // num_parents
+
+    def per_parent(value: Tensor) -> Tensor:  # [B, M, ...] -> [B, N, K, ...]
+        return value.reshape(batch, num_parents, k, *value.shape[2:])
+
+    def flat(value: Tensor) -> Tensor:  # [B, N, K, ...] -> [B, M, ...]
+        return value.reshape(batch, total, *value.shape[3:])
+
+    q_parent = parent.rotation if parent_is_unit else normalize_quaternion(parent.rotation)
+    frame = quaternion_to_matrix(q_parent)  # [B, N, 3, 3]
+    offset = torch.exp(parent.log_scale)[:, :, None] * torch.tanh(per_parent(raw.position))
+    position = parent.position[:, :, None] + torch.einsum("bnij,bnkj->bnki", frame, offset)
+
+    shrink = parent.log_scale.amax(dim=-1, keepdim=True) > math.log(pixel_size)
+    s_hat = parent.log_scale - shrink.to(parent.log_scale.dtype) * math.log(rho)
+    log_scale = (s_hat[:, :, None] - F.softplus(-per_parent(raw.log_scale))).clamp_min(
+        min_log_scale
+    )
+
+    q_sum = q_parent[:, :, None] + per_parent(raw.rotation)
+    rotation = normalize_quaternion(q_sum, q_parent[:, :, None].expand_as(q_sum))
+
+    opacity_logit = parent.opacity_logit[:, :, None] + per_parent(raw.opacity_logit)
+    features = parent.features[:, :, None] + per_parent(raw.features)
+    return HierarchyNodes(
+        flat(position), flat(log_scale), flat(rotation), flat(opacity_logit), flat(features)
+    )
+
+
+def densify(
+    parent: HierarchyNodes,
+    raw: HierarchyNodes,
+    *,
+    rho: float = 2.0,
+    pixel_size: float,
+    min_log_scale: float = -8.0,
+) -> HierarchyNodes:
+    """Children of ``parent`` from raw network outputs, GSGAN's parent parameterisation.
+
+    With ``N`` parents and ``N K`` raw entries, child ``j`` belongs to parent ``j // K``::
+
+        mu    = mu_p + R(q_p) @ (exp(s_p) * tanh(dmu))
+        s_hat = s_p - log(rho)  if max_axis exp(s_p) > pixel_size  else  s_p
+        s     = max(s_hat - softplus(-ds), min_log_scale)
+        q     = normalise(normalise(q_p) + dq)   (the parent's rotation if the sum is ~0)
+        o     = o_p + do
+        c     = c_p + dc
+
+    so every child lies in its parent's one-sigma box (in the parent's frame), and
+    ``s <= max(s_hat, min_log_scale)`` (see the module docstring for the floor edge case).
+    Values and gradients are finite for any finite raw values, however large or small.
+
+    Args:
+        parent: ``N`` parent nodes per scene, ``[B, N, ...]``.
+        raw: raw outputs ``(dmu, ds, dq, do, dc)`` for ``N K`` children, ``[B, N K, ...]``, same
+            ``B``, ``F``, dtype and device as ``parent``.
+        rho: shrink factor per level (> 1 shrinks), GSGAN's 2.
+        pixel_size: ``tau``, the world-space size below which a parent stops shrinking its
+            children by ``rho`` (for example one pixel's footprint at the scene centre).
+        min_log_scale: floor of every child's log-scale.
+
+    Returns:
+        The ``N K`` children, ``[B, N K, ...]``, with unit rotations.
+
+    Raises:
+        ValueError: for mismatched shapes, dtypes or devices, a raw count that is not a multiple
+            of the parent count, NaN or infinite values, or invalid ``rho`` / ``pixel_size`` /
+            ``min_log_scale``.
+        TypeError: for inputs that are not :class:`HierarchyNodes` of floating-point tensors.
+    """
+    _check_nodes("parent", parent)
+    _check_nodes("raw", raw)
+    batch, num_parents = parent.position.shape[:2]
+    if raw.position.shape[0] != batch:
+        raise ValueError(f"`raw` has B = {raw.position.shape[0]} but `parent` has B = {batch}")
+    if raw.features.shape[-1] != parent.features.shape[-1]:
+        raise ValueError(
+            f"`raw.features` has F = {raw.features.shape[-1]} but `parent.features` has "
+            f"F = {parent.features.shape[-1]}"
+        )
+    if raw.position.dtype != parent.position.dtype:
+        raise ValueError("`raw` and `parent` must share a dtype")
+    check_same_device([("parent.position", parent.position), ("raw.position", raw.position)])
+    total = raw.position.shape[1]
+    if num_parents == 0 or total % num_parents != 0:
+        raise ValueError(
+            f"`raw` must hold K children for each of the N = {num_parents} parents (N >= 1), "
+            f"got {total} entries"
+        )
+    rho = check_positive_number("rho", rho)
+    if rho < 1.0:
+        raise ValueError(f"`rho` must be >= 1 (children never grow), got {rho!r}")
+    pixel_size = check_positive_number("pixel_size", pixel_size)
+    if not math.isfinite(float(min_log_scale)):
+        raise ValueError(f"`min_log_scale` must be a finite number, got {min_log_scale!r}")
+    if total == 0:
+        return raw
+    return _densify(parent, raw, rho, pixel_size, float(min_log_scale))
+
+
+def nodes_to_gaussians(nodes: HierarchyNodes, levels: Int[Tensor, " N"] | None = None) -> Gaussians:
+    """Activated :class:`~aware3d.gaussians.Gaussians` of nodes.
+
+    ``means = mu``, ``quats = normalise(q)``, ``scales = exp(s)``, ``opacities = sigmoid(o)``,
+    ``features = c``. Not validated again: nodes from :func:`densify` are valid by construction.
+
+    Args:
+        nodes: the nodes, ``[B, N, ...]``.
+        levels: optional hierarchy level of every node, ``[N]`` int64.
+
+    Returns:
+        ``Gaussians`` with ``B`` scenes of ``N`` Gaussians.
+    """
+    if not isinstance(nodes, HierarchyNodes):
+        raise TypeError(f"`nodes` must be HierarchyNodes, got {type(nodes).__name__}")
+    return Gaussians._trusted(
+        nodes.position,
+        normalize_quaternion(nodes.rotation),
+        torch.exp(nodes.log_scale),
+        torch.sigmoid(nodes.opacity_logit),
+        nodes.features,
+        levels,
+    )

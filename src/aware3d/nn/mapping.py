@@ -1,0 +1,140 @@
+"""StyleGAN2's mapping network: latent ``z`` (and an optional camera label) -> styles ``ws``."""
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from aware3d._validation import check_positive_int, check_shape, require_tensor
+from aware3d.nn.layers import EqualizedLinear
+
+__all__ = ["MappingNetwork"]
+
+
+def _normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
+    return x * torch.rsqrt(x.square().mean(dim=-1, keepdim=True) + eps)
+
+
+class MappingNetwork(nn.Module):
+    """StyleGAN2-style mapping ``(z, c) -> ws [B, num_ws, w_dim]`` with truncation.
+
+    ``x = normalise(z)`` (unit second moment); with ``c_dim > 0`` the camera label is embedded,
+    ``y = normalise(E c)``, and ``x = [x, y]``. Then ``num_layers`` :class:`EqualizedLinear`
+    layers (learning-rate multiplier ``lr_multiplier``, 0.01 in StyleGAN2, scaled leaky ReLU)
+    give ``w``, broadcast to ``num_ws`` copies.
+
+    **Tracked average.** ``w_avg`` (a buffer) is the running mean of ``w`` used for truncation.
+    As in StyleGAN2, a forward pass in training mode updates it,
+    ``w_avg <- lerp(mean_batch(w), w_avg, w_avg_beta)``; this is the one deliberate side effect of
+    ``forward`` (``update_w_avg=False`` turns it off, ``True`` forces it in eval mode).
+
+    **Truncation.** ``ws[:, :cutoff] = lerp(w_avg, ws[:, :cutoff], psi)``; ``psi = 1`` (default)
+    leaves ``ws`` unchanged, ``cutoff = None`` truncates every style vector.
+
+    Args:
+        z_dim: latent width.
+        w_dim: ``D``, style width.
+        num_ws: style vectors per sample (a decoder's ``num_ws``).
+        c_dim: width of the conditioning label (25 for an EG3D camera label), 0 for none.
+        num_layers: fully connected layers.
+        hidden_dim: width of the hidden layers (default ``w_dim``).
+        lr_multiplier: learning-rate multiplier of the layers.
+        w_avg_beta: decay of the tracked ``w_avg``.
+    """
+
+    w_avg: Tensor
+
+    def __init__(
+        self,
+        z_dim: int,
+        w_dim: int,
+        num_ws: int,
+        c_dim: int = 0,
+        num_layers: int = 8,
+        *,
+        hidden_dim: int | None = None,
+        lr_multiplier: float = 0.01,
+        w_avg_beta: float = 0.998,
+    ) -> None:
+        super().__init__()
+        self.z_dim = check_positive_int("z_dim", z_dim)
+        self.w_dim = check_positive_int("w_dim", w_dim)
+        self.num_ws = check_positive_int("num_ws", num_ws)
+        if isinstance(c_dim, bool) or not isinstance(c_dim, int) or c_dim < 0:
+            raise ValueError(f"`c_dim` must be an integer >= 0, got {c_dim!r}")
+        self.c_dim = c_dim
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        hidden_dim = w_dim if hidden_dim is None else check_positive_int("hidden_dim", hidden_dim)
+        if not 0.0 <= float(w_avg_beta) <= 1.0:
+            raise ValueError(f"`w_avg_beta` must lie in [0, 1], got {w_avg_beta!r}")
+        self.w_avg_beta = float(w_avg_beta)
+        self.embed = EqualizedLinear(c_dim, w_dim) if c_dim > 0 else None
+        widths = [z_dim + (w_dim if c_dim > 0 else 0)] + [hidden_dim] * (num_layers - 1) + [w_dim]
+        self.layers = nn.ModuleList(
+            EqualizedLinear(widths[i], widths[i + 1], lr_multiplier=lr_multiplier, leaky_relu=True)
+            for i in range(num_layers)
+        )
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def extra_repr(self) -> str:
+        """Summary shown by ``repr``."""
+        return (
+            f"z_dim={self.z_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}, c_dim={self.c_dim}, "
+            f"num_layers={self.num_layers}, w_avg_beta={self.w_avg_beta}"
+        )
+
+    def forward(
+        self,
+        z: Float[Tensor, "B Z"],
+        c: Float[Tensor, "B _"] | None = None,
+        *,
+        psi: float = 1.0,
+        cutoff: int | None = None,
+        update_w_avg: bool | None = None,
+    ) -> Float[Tensor, "B _ D"]:
+        """Maps latents (and labels) to style codes.
+
+        Args:
+            z: latents ``[B, z_dim]``.
+            c: labels ``[B, c_dim]``; required iff ``c_dim > 0``.
+            psi: truncation strength (1 = none, 0 = ``w_avg``).
+            cutoff: truncate only the first ``cutoff`` style vectors (``None``: all).
+            update_w_avg: update the tracked ``w_avg``; default: in training mode only.
+
+        Returns:
+            ``ws`` ``[B, num_ws, w_dim]``.
+
+        Raises:
+            ValueError: for misshapen ``z`` or ``c``, a missing or unexpected ``c``, or an invalid
+                ``cutoff``.
+        """
+        require_tensor("z", z)
+        check_shape("z", z, ("B", self.z_dim))
+        x = _normalize_2nd_moment(z)
+        if self.embed is not None:
+            if c is None:
+                raise ValueError(f"`c` [B, {self.c_dim}] is required (c_dim = {self.c_dim})")
+            require_tensor("c", c)
+            check_shape("c", c, (z.shape[0], self.c_dim))
+            x = torch.cat([x, _normalize_2nd_moment(self.embed(c.to(z.dtype)))], dim=-1)
+        elif c is not None:
+            raise ValueError("`c` was given but this mapping network has c_dim = 0")
+        if cutoff is not None and (
+            isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0
+        ):
+            raise ValueError(f"`cutoff` must be None or an integer >= 0, got {cutoff!r}")
+        for layer in self.layers:
+            x = layer(x)
+        if self.training if update_w_avg is None else update_w_avg:
+            with torch.no_grad():
+                self.w_avg.copy_(
+                    x.detach().mean(dim=0).to(self.w_avg.dtype).lerp(self.w_avg, self.w_avg_beta)
+                )
+        ws = x[:, None].expand(-1, self.num_ws, -1)
+        if psi != 1:
+            w_avg = self.w_avg.to(ws.dtype)
+            if cutoff is None:
+                ws = w_avg.lerp(ws, psi)
+            else:
+                truncated = w_avg.lerp(ws[:, :cutoff], psi)
+                ws = torch.cat([truncated, ws[:, cutoff:]], dim=1)
+        return ws
