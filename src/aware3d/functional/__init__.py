@@ -27,11 +27,13 @@ from aware3d.functional.losses import (
     splat_distortion_loss,
 )
 from aware3d.functional.sphere import ray_sphere_exit
+from aware3d.functional.splat import SplatOutput, rasterize
 
 __all__ = [
     "CompositeResult",
     "GaussianHierarchy",
     "HierarchyNodes",
+    "SplatOutput",
     "VolumeSamples",
     "VolumeWeights",
     "composite_splat",
@@ -47,6 +49,7 @@ __all__ = [
     "normalize_quaternion",
     "parent_indices",
     "quaternion_to_matrix",
+    "rasterize",
     "ray_sphere_exit",
     "separation_loss",
     "splat_distortion_loss",
