@@ -474,15 +474,20 @@ def gsgan_512(w_dim: int = 512, **overrides: object) -> HierarchicalGaussianDeco
 def small_decoder(w_dim: int = 64, **overrides: object) -> HierarchicalGaussianDecoder:
     """A decoder that trains on a CPU: 4 levels of ``32 * 4**l``, 2,720 Gaussians, 64 px.
 
+    Token widths are 64, 64, 32, then 16 for every further level, so ``num_levels`` can be
+    overridden alone (``small_decoder(64, num_levels=3)`` has 672 Gaussians).
+
     Args:
         w_dim: style width.
         **overrides: any other :class:`HierarchicalGaussianDecoder` argument.
     """
+    num_levels = overrides.get("num_levels", 4)
+    check_positive_int("num_levels", num_levels)  # type: ignore[arg-type]
     config: dict = {
-        "num_levels": 4,
+        "num_levels": num_levels,
         "num_initial": 32,
         "children": 4,
-        "widths": (64, 64, 32, 16),
+        "widths": tuple([64, 64, 32, *([16] * 16)][: int(num_levels)]),  # type: ignore[call-overload]
         "resolution": 64,
         "head_dim": 16,
     }

@@ -9,10 +9,12 @@ from aware3d.training.losses import (
     lazy_r1_weight,
     r1_penalty,
 )
+from aware3d.training.metrics import SlicedWasserstein, sliced_wasserstein_distance
 
 __all__ = [
     "CameraConditionedDiscriminator",
     "EqualizedConv2d",
+    "SlicedWasserstein",
     "discriminator_loss",
     "ema_beta",
     "generator_loss",
@@ -21,5 +23,6 @@ __all__ = [
     "make_ema",
     "r1_penalty",
     "save_checkpoint",
+    "sliced_wasserstein_distance",
     "update_ema",
 ]

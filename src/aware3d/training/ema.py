@@ -1,12 +1,15 @@
 """Exponential moving average of a generator's weights (StyleGAN's ``G_ema``)."""
 
 import copy
+from typing import TypeVar
 
 import torch
 from torch import nn
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
-def make_ema(model: nn.Module) -> nn.Module:
+
+def make_ema(model: ModuleT) -> ModuleT:
     """A frozen copy of ``model`` in eval mode, to be tracked with :func:`update_ema`."""
     ema = copy.deepcopy(model).eval()
     ema.requires_grad_(False)
