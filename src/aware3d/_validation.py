@@ -115,3 +115,21 @@ def check_positive_int(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
     return value
+
+
+def check_samples_and_edges(name: str, samples: Tensor, edges: Tensor) -> None:
+    """Checks per-sample values ``[..., S]`` against their bin edges ``t_edges [..., S + 1]``.
+
+    Both must be floating-point tensors on one device; the edges' name is always ``t_edges``.
+    """
+    require_tensor(name, samples)
+    require_tensor("t_edges", edges)
+    check_shape(name, samples, ("S",), batch=True)
+    check_shape("t_edges", edges, ("S+1",), batch=True)
+    if edges.shape[:-1] != samples.shape[:-1] or edges.shape[-1] != samples.shape[-1] + 1:
+        raise ValueError(
+            f"`t_edges` must have shape [..., S + 1] = "
+            f"{format_shape((*samples.shape[:-1], samples.shape[-1] + 1))} to match `{name}` "
+            f"{format_shape(samples.shape)}, got {format_shape(edges.shape)}"
+        )
+    check_same_device([(name, samples), ("t_edges", edges)])

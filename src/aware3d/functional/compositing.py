@@ -24,7 +24,13 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from aware3d._validation import check_same_device, check_shape, format_shape, require_tensor
+from aware3d._validation import (
+    check_same_device,
+    check_samples_and_edges,
+    check_shape,
+    format_shape,
+    require_tensor,
+)
 
 __all__ = [
     "CompositeResult",
@@ -90,17 +96,7 @@ class CompositeResult(NamedTuple):
 
 def _check_volume(sigmas: Tensor, t_edges: Tensor) -> None:
     """Shapes (no sync), then one host synchronisation for all value checks."""
-    require_tensor("sigmas", sigmas)
-    require_tensor("t_edges", t_edges)
-    check_shape("sigmas", sigmas, ("S",), batch=True)
-    check_shape("t_edges", t_edges, ("S+1",), batch=True)
-    if t_edges.shape[:-1] != sigmas.shape[:-1] or t_edges.shape[-1] != sigmas.shape[-1] + 1:
-        raise ValueError(
-            f"`t_edges` must have shape [..., S + 1] = "
-            f"{format_shape((*sigmas.shape[:-1], sigmas.shape[-1] + 1))} to match `sigmas` "
-            f"{format_shape(sigmas.shape)}, got {format_shape(t_edges.shape)}"
-        )
-    check_same_device([("sigmas", sigmas), ("t_edges", t_edges)])
+    check_samples_and_edges("sigmas", sigmas, t_edges)
     if torch.compiler.is_compiling() or sigmas.numel() == 0:
         return
     finite_s, finite_t, nonneg, ordered = torch.stack(

@@ -28,7 +28,13 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from aware3d._validation import check_same_device, check_shape, format_shape, require_tensor
+from aware3d._validation import (
+    check_same_device,
+    check_samples_and_edges,
+    check_shape,
+    format_shape,
+    require_tensor,
+)
 
 __all__ = [
     "Reduction",
@@ -245,17 +251,7 @@ def distortion_loss(
             unknown space or reduction, ``far <= near``, or non-positive distances in inverse
             space (one host synchronisation for all value checks).
     """
-    require_tensor("weights", weights)
-    require_tensor("t_edges", t_edges)
-    check_shape("weights", weights, ("S",), batch=True)
-    check_shape("t_edges", t_edges, ("S+1",), batch=True)
-    if t_edges.shape[:-1] != weights.shape[:-1] or t_edges.shape[-1] != weights.shape[-1] + 1:
-        raise ValueError(
-            f"`t_edges` must have shape [..., S + 1] = "
-            f"{format_shape((*weights.shape[:-1], weights.shape[-1] + 1))} to match `weights` "
-            f"{format_shape(weights.shape)}, got {format_shape(t_edges.shape)}"
-        )
-    check_same_device([("weights", weights), ("t_edges", t_edges)])
+    check_samples_and_edges("weights", weights, t_edges)
     _check_reduction(reduction)
     near_t, far_t = _check_space(space, near, far)
     _check_distortion_values(weights, t_edges, space, near_t, far_t)
