@@ -87,15 +87,20 @@ class _Source:
         return (self.path / name).read_bytes()
 
 
-def _safe_member(name: str, archive: Path) -> str:
-    """Refuses names that would escape the archive (absolute, drive letters, ``..``)."""
+def _escapes(name: str) -> bool:
+    """Whether a relative path would leave its root (absolute, a drive letter, or ``..``)."""
     normalised = posixpath.normpath(name.replace("\\", "/"))
-    if (
+    return (
         name.startswith(("/", "\\"))
         or (len(name) > 1 and name[1] == ":")
         or normalised == ".."
         or normalised.startswith("../")
-    ):
+    )
+
+
+def _safe_member(name: str, archive: Path) -> str:
+    """Refuses archive members that would escape the archive."""
+    if _escapes(name):
         raise ValueError(f"{archive}: member {name!r} would escape the archive; refusing it")
     return name
 
@@ -105,8 +110,7 @@ def _check_entry_name(name: object, index: int) -> str:
         raise ValueError(
             f"dataset.json entry {index}: the file name must be a string, got {name!r}"
         )
-    normalised = posixpath.normpath(name.replace("\\", "/"))
-    if name.startswith(("/", "\\")) or normalised == ".." or normalised.startswith("../"):
+    if _escapes(name):
         raise ValueError(f"dataset.json entry {index} ({name!r}): the path escapes the dataset")
     return name
 
