@@ -65,3 +65,17 @@ def test_cli_parses_the_documented_flags():
     assert (defaults.steps, defaults.resolution, defaults.batch, defaults.seed) == (
         config.steps, config.resolution, config.batch, config.seed,
     )  # fmt: skip
+
+
+def test_demo_trains_on_an_eg3d_dataset(tmp_path):
+    from aware3d.data import SyntheticScenes
+
+    archive = SyntheticScenes(
+        num_scenes=2, views_per_scene=4, resolution=16, num_gaussians=100
+    ).export_eg3d(tmp_path / "data.zip", as_zip=True)
+    metrics = run_demo(
+        data_path=archive, out=tmp_path / "out", device="cpu", config=TINY, max_images=8,
+        progress=False,
+    )  # fmt: skip
+    assert metrics["data"].startswith("EG3DDataset(")
+    assert (tmp_path / "out" / "samples.png").is_file()
