@@ -447,8 +447,10 @@ def look_at(
 def _angles(
     mean: float, stddev: float, n: int, generator: torch.Generator | None, device, dtype
 ) -> Tensor:
-    noise = torch.randn(n, 1, generator=generator, device=device, dtype=dtype)
-    return noise * stddev + mean
+    # draw where the generator lives (so a CPU generator gives the same poses on every device)
+    source = generator.device if generator is not None else device
+    noise = torch.randn(n, 1, generator=generator, device=source, dtype=dtype)
+    return noise.to(device) * stddev + mean
 
 
 def _eg3d_origins(horizontal: Tensor, vertical: Tensor, radius: float) -> Tensor:
