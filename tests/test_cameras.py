@@ -315,7 +315,9 @@ class TestBadInput:
         return look_at(torch.tensor([[0.0, 0.0, 2.7]]), (0, 0, 0)), intrinsics_from_fov(20)[None]
 
     def test_pose_without_camera_axis(self):
-        with pytest.raises(ValueError, match=r"`cam2world` must have shape \[\.\.\., C, 4, 4\]"):
+        with pytest.raises(
+            ValueError, match=r"`cam2world` must have shape \[\*batch, C, 4, 4\], got \[4, 4\]"
+        ):
             Cameras(torch.eye(4), intrinsics_from_fov(20))
 
     def test_wrong_matrix_size(self):
@@ -325,7 +327,11 @@ class TestBadInput:
 
     def test_mismatched_batch_shapes(self):
         pose, k = self.valid()
-        with pytest.raises(ValueError, match="share their leading shape"):
+        with pytest.raises(
+            ValueError,
+            match=r"`intrinsics` must have shape \[\*batch, C, 3, 3\] = \[2, 3, 3\] "
+            r"\(\*batch, C from `cam2world`\), got \[1, 3, 3\]",
+        ):
             Cameras(pose.expand(2, 4, 4), k)
 
     def test_non_finite(self):
@@ -370,7 +376,9 @@ class TestBadInput:
             Cameras(pose.long(), k)
 
     def test_labels_of_wrong_length(self):
-        with pytest.raises(ValueError, match=r"`labels` must have shape \[\.\.\., 25\]"):
+        with pytest.raises(
+            ValueError, match=r"`labels` must have shape \[\*batch, 25\] = \[3, 25\], got \[3, 24\]"
+        ):
             Cameras.from_eg3d_labels(torch.zeros(3, 24))
 
     def test_image_size(self):
@@ -381,7 +389,9 @@ class TestBadInput:
             Cameras(pose, k).Ks(4, -2)
 
     def test_look_at_degenerate(self):
-        with pytest.raises(ValueError, match="must differ from its camera origin"):
+        with pytest.raises(
+            ValueError, match="every target in `targets` must differ from its camera in `origins`"
+        ):
             look_at(torch.zeros(1, 3), (0.0, 0.0, 0.0))
         with pytest.raises(ValueError, match="parallel to `up`"):
             look_at(torch.tensor([[0.0, 3.0, 0.0]]), (0.0, 0.0, 0.0))

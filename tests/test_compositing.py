@@ -1,6 +1,5 @@
 """Volume weights, unit-occupancy compositing (volumetric and splatted), CompositeRenderer."""
 
-import inspect
 from typing import NamedTuple
 
 import pytest
@@ -128,31 +127,37 @@ def test_volume_gradcheck():
     assert torch.autograd.gradcheck(fn, tuple(inputs))
 
 
+@pytest.mark.usefixtures("without_shape_checker")
 def test_volume_bad_input():
     from aware3d.functional.compositing import composite_volume, volume_weights
 
     sigmas, features, edges, bg = random_samples(2, S=5)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match=r"`sigmas` must be >= 0 \(densities"):
         volume_weights(-sigmas, edges)
-    with pytest.raises(ValueError, match="sorted"):
+    with pytest.raises(ValueError, match="`t_edges` must be sorted"):
         volume_weights(sigmas, edges.flip(-1))
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match="`sigmas` must be finite"):
         volume_weights(sigmas * float("inf"), edges)
-    with pytest.raises(ValueError, match=r"S \+ 1"):
-        inspect.unwrap(volume_weights)(sigmas, edges[..., :-1])
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(
+        ValueError,
+        match=r"`t_edges` must have shape \[\*batch, S\+1\] = \[4, 6\] "
+        r"\(\*batch, S from `sigmas`\)",
+    ):
         volume_weights(sigmas, edges[..., :-1])
-    unchecked = inspect.unwrap(composite_volume)
-    with pytest.raises(ValueError, match="bg_features"):
-        unchecked(sigmas, features, edges, bg[:2])
-    with pytest.raises(ValueError, match="channels"):
-        unchecked(sigmas, features, edges, bg[..., :2])
-    with pytest.raises(ValueError, match="features"):
-        unchecked(sigmas, features[..., :3, :], edges, bg)
-    with pytest.raises(ValueError, match="bg_depth"):
-        unchecked(sigmas, features, edges, bg, bg[..., :1, None])
-    with pytest.raises((ValueError, TypeError)):
-        composite_volume(sigmas, features, edges, bg[:2])
+    with pytest.raises(
+        ValueError, match=r"`bg_features` must have shape \[\*batch, F\] = \[4, 3\]"
+    ):
+        composite_volume(sigmas, features, edges, bg[:1])
+    with pytest.raises(ValueError, match=r"`bg_features` must have shape .* got \[4, 2\]"):
+        composite_volume(sigmas, features, edges, bg[..., :2])
+    with pytest.raises(ValueError, match="`features` must have shape"):
+        composite_volume(sigmas, features[..., :3, :], edges, bg)
+    with pytest.raises(ValueError, match=r"`bg_depth` must have shape \[\*batch, 1\] = \[4, 1\]"):
+        composite_volume(sigmas, features, edges, bg, bg[..., :1, None])
+    with pytest.raises(ValueError, match="`bg_features` has dtype torch.float32"):
+        composite_volume(sigmas, features, edges, bg.float())
+    with pytest.raises(TypeError, match="`sigmas` must be a floating-point tensor"):
+        composite_volume(sigmas.long(), features, edges, bg)
 
 
 # ---------------------------------------------------------------------- splat form
@@ -201,14 +206,14 @@ def test_splat_gradcheck_and_bad_input():
 
     assert torch.autograd.gradcheck(fn, tuple(args))
     c, a, bg = (x.detach() for x in args[:3])
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(ValueError, match=r"`alpha` must lie in \[0, 1\]"):
         composite_splat(c, a + 1, bg)
-    with pytest.raises(ValueError, match="alpha"):
-        inspect.unwrap(composite_splat)(c, a[:1], bg)
-    with pytest.raises(ValueError, match="channels"):
-        inspect.unwrap(composite_splat)(c, a, bg[..., :2])
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(ValueError, match="`alpha` must have shape"):
         composite_splat(c, a[:1], bg)
+    with pytest.raises(ValueError, match=r"`bg_features` must have shape \[\*batch, F\]"):
+        composite_splat(c, a, bg[..., :2])
+    with pytest.raises(ValueError, match="`bg_features` must be finite"):
+        composite_splat(c, a, bg * float("nan"))
 
 
 # ---------------------------------------------------------------------- CompositeRenderer

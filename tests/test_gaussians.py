@@ -33,6 +33,12 @@ def test_properties_and_repr():
     assert "Gaussians(B=2, N=10, F=5, levels=[0, 1, 2]" in repr(g)
 
 
+@pytest.mark.usefixtures("without_shape_checker")
+def test_select_refuses_levels_that_are_not_integers():
+    with pytest.raises(TypeError, match="`levels` must be an integer or integers"):
+        random_gaussians(2, 12).select(levels=[1.0])  # pyright: ignore[reportArgumentType]
+
+
 def test_select_levels_and_mask():
     g = random_gaussians(2, 12)
     one = g.select(levels=1)
@@ -44,8 +50,11 @@ def test_select_levels_and_mask():
     mask[[1, 5]] = True
     picked = g.select(mask=mask)
     torch.testing.assert_close(picked.features, g.features[:, [1, 5]])
-    empty = g.select(levels=7)
-    assert empty.num_gaussians == 0 and empty.batch_size == 2
+    none = g.select(mask=torch.zeros(12, dtype=torch.bool))
+    assert none.num_gaussians == 0 and none.batch_size == 2
+    # like anchors_as_gaussians, a level the Gaussians do not have is an error, not an empty set
+    with pytest.raises(ValueError, match=r"levels \[7\] are not among these Gaussians' levels"):
+        g.select(levels=7)
 
 
 def test_scaled_cat_detach_to_and_scene_indexing():
@@ -185,13 +194,18 @@ class TestBadInput:
         ("name", "value", "message"),
         [
             ("means", torch.zeros(1, 4), r"`means` must have shape \[B, N, 3\], got \[1, 4\]"),
-            ("quats", torch.ones(1, 4, 3), r"`quats` must have shape \[1, 4, 4\], got \[1, 4, 3\]"),
-            ("scales", torch.ones(2, 4, 3), r"`scales` must have shape \[1, 4, 3\]"),
-            ("opacities", torch.ones(1, 4, 1), r"`opacities` must have shape \[1, 4\]"),
-            ("features", torch.ones(1, 5, 3), r"`features` must have shape \[1, 4, F\]"),
+            (
+                "quats",
+                torch.ones(1, 4, 3),
+                r"`quats` must have shape \[B, N, 4\] = \[1, 4, 4\] \(B, N from `means`\), "
+                r"got \[1, 4, 3\]",
+            ),
+            ("scales", torch.ones(2, 4, 3), r"`scales` must have shape \[B, N, 3\] = \[1, 4, 3\]"),
+            ("opacities", torch.ones(1, 4, 1), r"`opacities` must have shape \[B, N\] = \[1, 4\]"),
+            ("features", torch.ones(1, 5, 3), r"`features` must have shape \[B, N, F\] \(B, N"),
             ("features", torch.ones(1, 4, 0), "at least one channel"),
             ("scales", torch.zeros(1, 4, 3), "`scales` must be positive"),
-            ("opacities", torch.full((1, 4), 1.5), r"`opacities` must lie in \[0.0, 1.0\]"),
+            ("opacities", torch.full((1, 4), 1.5), r"`opacities` must lie in \[0, 1\]"),
             ("means", torch.full((1, 4, 3), float("inf")), "`means` must be finite"),
             ("quats", torch.zeros(1, 4, 4), "non-zero quaternions"),
             ("features", torch.zeros(1, 4, 3, dtype=torch.float64), "`features` has dtype"),
@@ -204,10 +218,14 @@ class TestBadInput:
             Gaussians(**parts)
 
     def test_levels(self):
-        with pytest.raises(TypeError, match="`levels` must be an int64 tensor"):
+        with pytest.raises(TypeError, match="`levels` must be an integer tensor"):
             Gaussians(**self.parts(), levels=torch.zeros(4))
-        with pytest.raises(ValueError, match=r"`levels` must have shape \[4\]"):
+        with pytest.raises(TypeError, match="`levels` must be an int64 tensor"):
+            Gaussians(**self.parts(), levels=torch.zeros(4, dtype=torch.int32))
+        with pytest.raises(ValueError, match=r"`levels` must have shape \[N\] = \[4\]"):
             Gaussians(**self.parts(), levels=torch.zeros(5, dtype=torch.int64))
+        with pytest.raises(ValueError, match="`levels` must be >= 0"):
+            Gaussians(**self.parts(), levels=torch.full((4,), -1))
 
     def test_select_and_scaled(self):
         g = Gaussians(**self.parts())

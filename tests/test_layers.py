@@ -62,9 +62,14 @@ def test_gradcheck_float64():
 @pytest.mark.usefixtures("without_shape_checker")
 def test_bad_input():
     layer = ModulatedLinear(4, 5, 6)
-    with pytest.raises(ValueError, match=r"`w` must have shape \[B, 6\]"):
+    with pytest.raises(ValueError, match=r"`w` must have shape \[2, 6\], got \[2, 5\]"):
         layer(torch.randn(2, 4), torch.randn(2, 5))
-    with pytest.raises(ValueError, match=r"`x` must have shape \[2, \.\.\., 4\]"):
+    with pytest.raises(ValueError, match=r"`w` must have shape \[B, style_dim\] \(B from `x`\)"):
         layer(torch.randn(3, 4), torch.randn(2, 6))
+    with pytest.raises(ValueError, match=r"`x` must have shape \[\.\.\., 4\], got \[2, 3\]"):
+        layer(torch.randn(2, 3), torch.randn(2, 6))
+    with pytest.raises(ValueError, match="`x` has dtype torch.float64 but ModulatedLinear's"):
+        layer(torch.randn(2, 4).double(), torch.randn(2, 6).double())
+    assert layer(torch.randn(0, 4), torch.randn(0, 6)).shape == (0, 5)  # an empty batch is fine
     with pytest.raises(ValueError, match="`in_features` must be an integer >= 1"):
         EqualizedLinear(0, 3)

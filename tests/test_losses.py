@@ -1,6 +1,5 @@
 """Separation and distortion losses against O(S^2) oracles, properties, gradients, bad input."""
 
-import inspect
 from typing import NamedTuple
 
 import pytest
@@ -167,27 +166,35 @@ def test_distortion_gradients_match_oracle():
     torch.testing.assert_close(t1.grad, t2.grad)
 
 
+@pytest.mark.usefixtures("without_shape_checker")
 def test_distortion_bad_input():
     from aware3d.functional.losses import distortion_loss
 
     weights, edges = random_rays(0, batch=(2,), S=4)
-    unchecked = inspect.unwrap(distortion_loss)
-    with pytest.raises(ValueError, match="sorted"):
+    with pytest.raises(ValueError, match="`t_edges` must be sorted"):
         distortion_loss(weights, edges.flip(-1))
-    with pytest.raises(ValueError, match=r"S \+ 1"):
-        unchecked(weights, edges[..., :-1])
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(
+        ValueError,
+        match=r"`t_edges` must have shape \[\*batch, S\+1\] = \[2, 5\] "
+        r"\(\*batch, S from `weights`\), got \[2, 4\]",
+    ):
         distortion_loss(weights, edges[..., :-1])
-    with pytest.raises(ValueError, match="S \\+ 1"):
-        unchecked(weights, edges[:1])
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match=r"`t_edges` must have shape .* got \[1, 5\]"):
+        distortion_loss(weights, edges[:1])
+    with pytest.raises(ValueError, match="`weights` must be finite"):
+        distortion_loss(weights * float("nan"), edges)
+    with pytest.raises(ValueError, match="`near` must be a finite number"):
+        distortion_loss(weights, edges, space="linear", near=float("nan"))
+    with pytest.raises(ValueError, match=r"`near` must be a number or have one value per ray"):
+        distortion_loss(weights, edges, space="linear", near=torch.zeros(3))
+    with pytest.raises(ValueError, match="`weights` must be >= 0"):
         distortion_loss(-weights, edges)
     with pytest.raises(ValueError, match="finite"):
         distortion_loss(weights * float("nan"), edges)
     with pytest.raises(ValueError, match="space"):
-        unchecked(weights, edges, space="log")  # pyright: ignore[reportArgumentType]
+        distortion_loss(weights, edges, space="log")  # pyright: ignore[reportArgumentType]
     with pytest.raises(ValueError, match="reduction"):
-        unchecked(weights, edges, reduction="max")  # pyright: ignore[reportArgumentType]
+        distortion_loss(weights, edges, reduction="max")  # pyright: ignore[reportArgumentType]
     with pytest.raises(ValueError, match="only used"):
         distortion_loss(weights, edges, near=0.1)
     with pytest.raises(ValueError, match="greater than"):
@@ -264,11 +271,11 @@ def test_packed_gradcheck_and_bad_input():
         distortion_loss_packed(w, t0.flip(0), t1.flip(0), ids, 3)
     with pytest.raises(ValueError, match="t_ends"):
         distortion_loss_packed(w, t1, t0, ids, 3)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="`weights` must be >= 0"):
         distortion_loss_packed(-w, t0, t1, ids, 3)
-    with pytest.raises(ValueError, match="match"):
-        inspect.unwrap(distortion_loss_packed)(w, t0[:-1], t1, ids, 3)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match=r"`t_starts` must have shape \[N\] = \[\d+\]"):
+        distortion_loss_packed(w, t0[:-1], t1, ids, 3)
+    with pytest.raises(TypeError, match="`ray_indices` must be an integer tensor"):
         distortion_loss_packed(w, t0, t1, ids.double(), 3)  # pyright: ignore[reportArgumentType]
 
 
@@ -298,7 +305,7 @@ def test_splat_form_gradcheck_clamp_and_bad_input():
     from aware3d.functional.losses import splat_distortion_loss
 
     g = torch.Generator().manual_seed(0)
-    w = torch.rand(5, 3, generator=g, dtype=torch.float64)
+    w = torch.rand(5, 3, generator=g, dtype=torch.float64) / 3  # sum w <= 1: a valid alpha
     z = torch.rand(5, 3, generator=g, dtype=torch.float64) + 1
     moments = [(w * z**k).sum(-1, keepdim=True).requires_grad_() for k in range(3)]
     assert torch.autograd.gradcheck(lambda a, b, c: splat_distortion_loss(a, b, c), moments)
@@ -312,10 +319,21 @@ def test_splat_form_gradcheck_clamp_and_bad_input():
         moments[0].detach().half(), moments[1].detach().half(), moments[2].detach().half()
     )
     assert half.dtype == torch.float32
-    with pytest.raises(ValueError, match="shape of `alpha`"):
-        inspect.unwrap(splat_distortion_loss)(a, a[:3], a)
-    with pytest.raises(ValueError, match="reduction"):
-        inspect.unwrap(splat_distortion_loss)(a, a, a, reduction="avg")  # pyright: ignore[reportArgumentType]
+
+
+@pytest.mark.usefixtures("without_shape_checker")
+def test_splat_form_bad_input():
+    from aware3d.functional.losses import splat_distortion_loss
+
+    a = torch.full((7, 1), 0.3)
+    with pytest.raises(ValueError, match=r"`moment1` must have shape \[\*batch, 1\] = \[7, 1\]"):
+        splat_distortion_loss(a, a[:3], a)
+    with pytest.raises(ValueError, match="`reduction` must be one of"):
+        splat_distortion_loss(a, a, a, reduction="avg")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match=r"`alpha` must lie in \[0, 1\]"):
+        splat_distortion_loss(a * 5, a, a)  # BallGAN-style misuse returned 46 before
+    with pytest.raises(ValueError, match="`moment2` must be >= 0"):
+        splat_distortion_loss(a, a, -a)
 
 
 # ---------------------------------------------------------------------- separation
@@ -345,8 +363,16 @@ def test_separation_values_gradcheck_and_reduction():
     torch.testing.assert_close(separation_loss(t_bg, reduction="sum"), torch.tensor(0.7))
     x = torch.tensor([0.05, 0.3, 0.7, 0.95], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: separation_loss(v), (x,))
-    with pytest.raises(ValueError, match="reduction"):
-        inspect.unwrap(separation_loss)(t_bg, reduction="median")  # pyright: ignore[reportArgumentType]
+
+
+@pytest.mark.usefixtures("without_shape_checker")
+def test_separation_bad_input():
+    from aware3d.functional.losses import separation_loss
+
+    with pytest.raises(ValueError, match="`reduction` must be one of"):
+        separation_loss(torch.tensor([0.5]), reduction="median")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match=r"`bg_transmittance` must lie in \[0, 1\]"):
+        separation_loss(torch.tensor([7.0]))  # returned -6 before
 
 
 # ---------------------------------------------------------------------- modules

@@ -35,7 +35,9 @@ def test_distance_grows_with_the_difference_and_is_deterministic():
 
 @pytest.mark.usefixtures("without_shape_checker")
 def test_bad_input():
-    with pytest.raises(ValueError, match=r"`fake` must have shape \[4, 32, 32, 3\]"):
+    with pytest.raises(
+        ValueError, match=r"`fake` must have shape \[N, H, W, 3\] = \[4, 32, 32, 3\]"
+    ):
         sliced_wasserstein_distance(torch.rand(4, 32, 32, 3), torch.rand(3, 32, 32, 3))
     with pytest.raises(ValueError, match="smaller than"):
         sliced_wasserstein_distance(torch.rand(4, 8, 8, 3), torch.rand(4, 8, 8, 3))

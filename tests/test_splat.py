@@ -391,6 +391,7 @@ def test_depth_is_the_expected_camera_depth_of_a_single_gaussian(generator):
 # ----------------------------------------------------------------------------- bad input
 
 
+@pytest.mark.usefixtures("without_shape_checker")
 def test_bad_input_raises_value_errors_naming_the_argument(generator):
     cameras = random_cameras(2, 2, generator)
     gaussians = random_gaussians(2, 5, 3, generator)

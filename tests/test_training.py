@@ -96,8 +96,11 @@ def test_discriminator_bad_input():
         disc(torch.randn(2, 3, 16, 16), torch.randn(2, 25))
     with pytest.raises(ValueError, match="`labels` are required"):
         disc(torch.randn(2, 16, 16, 3))
-    with pytest.raises(ValueError, match=r"`labels` must have shape \[2, 25\]"):
+    with pytest.raises(ValueError, match=r"`labels` must have shape \[B, 25\] = \[2, 25\]"):
         disc(torch.randn(2, 16, 16, 3), torch.randn(2, 16))
+    assert disc(torch.randn(0, 16, 16, 3), torch.randn(0, 25)).shape == (0,)  # empty: no crash
+    with pytest.raises(ValueError, match="`images` must be finite"):
+        disc(torch.full((2, 16, 16, 3), float("nan")), torch.randn(2, 25))
 
 
 def test_checkpoint_round_trip_without_pickle(tmp_path):

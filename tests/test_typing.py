@@ -8,12 +8,15 @@ import torch
 
 
 def test_canary_wrong_shape_is_rejected_by_the_checker():
-    # The hand validation inside the function would raise ValueError; the checker runs first and
-    # raises jaxtyping's TypeCheckError, so that exact type proves the annotations are checked.
+    # The library's own check (``aware3d._validation.checked``) is the outer wrapper and raises
+    # ValueError; jaxtyping's checker wraps the function inside it, so calling that inner function
+    # and getting jaxtyping's TypeCheckError proves the annotations are checked in the tests.
     from aware3d.cameras import fov_from_intrinsics
 
-    with pytest.raises(jaxtyping.TypeCheckError):
+    with pytest.raises(ValueError, match=r"`intrinsics` must have shape \[\*batch, 3, 3\]"):
         fov_from_intrinsics(torch.eye(4))
+    with pytest.raises(jaxtyping.TypeCheckError):
+        fov_from_intrinsics.__wrapped__(torch.eye(4))  # pyright: ignore[reportFunctionMemberAccess]
 
 
 def test_annotation_checker_is_installed():
@@ -34,7 +37,8 @@ def test_canary_multi_axis_mismatch_is_rejected():
 
     # B differs between means and quats: the checker binds B from `means` and rejects `quats`.
     with pytest.raises(jaxtyping.TypeCheckError):
-        Gaussians(
+        Gaussians.__init__.__wrapped__(  # pyright: ignore[reportFunctionMemberAccess]
+            object.__new__(Gaussians),
             torch.zeros(2, 5, 3),
             torch.ones(3, 5, 4),
             torch.ones(2, 5, 3),

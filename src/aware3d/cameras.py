@@ -20,13 +20,16 @@ from jaxtyping import Float
 from torch import Tensor
 
 from aware3d._validation import (
-    check_finite,
+    check_float_dtype,
+    check_nonnegative_number,
+    check_number,
     check_positive_int,
     check_positive_number,
-    check_same_device,
-    check_shape,
+    check_values,
+    checked,
+    finite_checks,
     format_shape,
-    require_tensor,
+    value_checks_enabled,
 )
 
 #: EG3D's normalised focal length for FFHQ (a true horizontal field of view of ~13.37 degrees).
@@ -51,44 +54,48 @@ class Rays(NamedTuple):
     directions: Float[Tensor, "*batch 3"]
 
 
-def _check_rigid(name: str, cam2world: Tensor) -> None:
-    """Raises ``ValueError`` unless every matrix is a rigid transform with a proper rotation."""
-    if torch.compiler.is_compiling() or cam2world.numel() == 0:
-        return
+def _camera_checks(cam2world: Tensor, intrinsics: Tensor) -> list:
+    """Value checks of a camera batch: finite, rigid poses, pinhole intrinsics (one sync)."""
     rotation = cam2world[..., :3, :3].double()
     eye = torch.eye(3, dtype=rotation.dtype, device=rotation.device)
     ortho_error = (rotation.transpose(-1, -2) @ rotation - eye).abs().amax()
-    det = torch.linalg.det(rotation)
+    det = torch.linalg.det(rotation) if rotation.numel() else rotation.new_ones(1)
     bottom = cam2world[..., 3, :].double()
-    bottom_error = (bottom - torch.tensor([0.0, 0.0, 0.0, 1.0], device=bottom.device)).abs().amax()
-    if float(ortho_error) > _ORTHONORMAL_TOL or bool((det <= 0).any()):
-        raise ValueError(
-            f"`{name}` must hold rigid transforms: its 3x3 rotation block must be orthonormal "
+    bottom_error = (bottom - torch.tensor([0.0, 0.0, 0.0, 1.0], device=bottom.device)).abs()
+    fx, fy = intrinsics[..., 0, 0], intrinsics[..., 1, 1]
+    off_diagonal = torch.stack(
+        [intrinsics[..., 0, 1], intrinsics[..., 1, 0], intrinsics[..., 2, 0], intrinsics[..., 2, 1]]
+    )
+
+    def not_rigid() -> str:
+        return (
+            "`cam2world` must hold rigid transforms: its 3x3 rotation block must be orthonormal "
             f"with determinant +1 (max |R^T R - I| = {float(ortho_error):.3g}, "
             f"min det = {float(det.min()):.3g})"
         )
-    if float(bottom_error) > _ORTHONORMAL_TOL:
-        raise ValueError(f"`{name}` must have bottom row [0, 0, 0, 1] in every matrix")
 
-
-def _check_intrinsics(name: str, intrinsics: Tensor) -> None:
-    """Raises ``ValueError`` unless every matrix is ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``."""
-    if torch.compiler.is_compiling() or intrinsics.numel() == 0:
-        return
-    fx, fy = intrinsics[..., 0, 0], intrinsics[..., 1, 1]
-    if not bool(((fx > 0) & (fy > 0)).all()):
-        raise ValueError(
-            f"`{name}` must have positive focal lengths, got fx in "
+    def bad_focal() -> str:
+        return (
+            "`intrinsics` must have positive focal lengths, got fx in "
             f"[{float(fx.min()):.6g}, {float(fx.max()):.6g}] and fy in "
             f"[{float(fy.min()):.6g}, {float(fy.max()):.6g}]"
         )
-    zero_entries = torch.stack(
-        [intrinsics[..., 0, 1], intrinsics[..., 1, 0], intrinsics[..., 2, 0], intrinsics[..., 2, 1]]
-    )
-    if bool((zero_entries != 0).any()) or bool((intrinsics[..., 2, 2] != 1).any()):
-        raise ValueError(
-            f"`{name}` must have the form [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew)"
-        )
+
+    return [
+        *finite_checks(cam2world=cam2world, intrinsics=intrinsics),
+        ((ortho_error <= _ORTHONORMAL_TOL) & (det > 0).all(), not_rigid),
+        (
+            (bottom_error <= _ORTHONORMAL_TOL).all(),
+            lambda: "`cam2world` must have bottom row [0, 0, 0, 1] in every matrix",
+        ),
+        (((fx > 0) & (fy > 0)).all(), bad_focal),
+        (
+            (off_diagonal == 0).all() & (intrinsics[..., 2, 2] == 1).all(),
+            lambda: (
+                "`intrinsics` must have the form [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew)"
+            ),
+        ),
+    ]
 
 
 class Cameras:
@@ -103,8 +110,11 @@ class Cameras:
             ``[..., C, 3, 3]``, same leading shape as ``cam2world``.
 
     Raises:
-        ValueError: for wrong shapes, mismatched batch shapes or devices, non-finite values, a
-            rotation that is not orthonormal with determinant +1, or a non-positive focal length.
+        ValueError: for wrong shapes, mismatched batch shapes, dtypes or devices, and (value
+            checks, one host synchronisation, see :func:`aware3d.value_checks`) non-finite
+            values, a rotation that is not orthonormal with determinant +1, a bottom row other
+            than ``[0, 0, 0, 1]``, or intrinsics that are not ``[[fx, 0, cx], [0, fy, cy],
+            [0, 0, 1]]`` with positive focal lengths.
         TypeError: for arguments that are not floating-point tensors.
     """
 
@@ -113,30 +123,14 @@ class Cameras:
     cam2world: Float[Tensor, "*batch C 4 4"]
     intrinsics: Float[Tensor, "*batch C 3 3"]
 
+    @checked
     def __init__(
         self,
         cam2world: Float[Tensor, "*batch C 4 4"],
         intrinsics: Float[Tensor, "*batch C 3 3"],
     ) -> None:
-        require_tensor("cam2world", cam2world)
-        require_tensor("intrinsics", intrinsics)
-        check_shape("cam2world", cam2world, ("C", 4, 4), batch=True)
-        check_shape("intrinsics", intrinsics, ("C", 3, 3), batch=True)
-        if cam2world.shape[:-2] != intrinsics.shape[:-2]:
-            raise ValueError(
-                "`cam2world` and `intrinsics` must share their leading shape [..., C], got "
-                f"{format_shape(cam2world.shape[:-2])} and {format_shape(intrinsics.shape[:-2])}"
-            )
-        if cam2world.dtype != intrinsics.dtype:
-            raise ValueError(
-                f"`cam2world` ({cam2world.dtype}) and `intrinsics` ({intrinsics.dtype}) "
-                "must share a dtype"
-            )
-        check_same_device([("cam2world", cam2world), ("intrinsics", intrinsics)])
-        check_finite("cam2world", cam2world)
-        check_finite("intrinsics", intrinsics)
-        _check_rigid("cam2world", cam2world)
-        _check_intrinsics("intrinsics", intrinsics)
+        if value_checks_enabled():
+            check_values(_camera_checks(cam2world, intrinsics))
         self.cam2world = cam2world
         self.intrinsics = intrinsics
 
@@ -176,11 +170,15 @@ class Cameras:
         return self.cam2world[..., :3, 3]
 
     def to(self, *args: object, **kwargs: object) -> "Cameras":
-        """Returns the cameras moved or cast like ``Tensor.to`` (e.g. ``cams.to("cuda")``)."""
-        return Cameras._trusted(
-            self.cam2world.to(*args, **kwargs),  # pyright: ignore[reportArgumentType, reportCallIssue]
-            self.intrinsics.to(*args, **kwargs),  # pyright: ignore[reportArgumentType, reportCallIssue]
-        )
+        """Returns the cameras moved or cast like ``Tensor.to`` (e.g. ``cams.to("cuda")``).
+
+        Raises:
+            TypeError: for a cast to a non-floating dtype (it would truncate the intrinsics).
+        """
+        cam2world = self.cam2world.to(*args, **kwargs)  # pyright: ignore[reportArgumentType, reportCallIssue]
+        check_float_dtype("dtype", cam2world.dtype)
+        intrinsics = self.intrinsics.to(*args, **kwargs)  # pyright: ignore[reportArgumentType, reportCallIssue]
+        return Cameras._trusted(cam2world, intrinsics)
 
     def __getitem__(self, index: int | slice | Tensor | tuple) -> "Cameras":
         """Indexes the batch shape ``[..., C]`` like a tensor of that shape.
@@ -286,6 +284,7 @@ class Cameras:
     # ------------------------------------------------------------------ EG3D labels
 
     @classmethod
+    @checked
     def from_eg3d_labels(cls, labels: Float[Tensor, "*batch 25"]) -> "Cameras":
         """Builds cameras from EG3D labels: flattened 4x4 ``cam2world`` then flattened 3x3 ``K``.
 
@@ -294,9 +293,11 @@ class Cameras:
 
         Returns:
             ``Cameras`` of shape ``labels.shape[:-1]`` (or ``[1]`` for a single label).
+
+        Raises:
+            ValueError: as :class:`Cameras` does, for labels that are not ``[..., 25]`` or do
+                not describe valid cameras.
         """
-        require_tensor("labels", labels)
-        check_shape("labels", labels, (25,), batch=True)
         if labels.ndim == 1:
             labels = labels[None]
         cam2world = labels[..., :16].reshape(*labels.shape[:-1], 4, 4)
@@ -309,6 +310,13 @@ class Cameras:
 
 
 # ---------------------------------------------------------------------- intrinsics
+
+
+def _check_fov(fov_degrees: object) -> float:
+    fov = check_number("fov_degrees", fov_degrees)
+    if not 0.0 < fov < 180.0:
+        raise ValueError(f"`fov_degrees` must be in (0, 180) degrees, got {fov_degrees!r}")
+    return fov
 
 
 def intrinsics_from_fov(
@@ -332,20 +340,18 @@ def intrinsics_from_fov(
         ``[3, 3]`` normalised intrinsics. FFHQ's EG3D focal 4.2647 is a field of view of ~13.37
         degrees.
     """
-    fov = float(fov_degrees)
-    if not 0.0 < fov < 180.0:
-        raise ValueError(f"`fov_degrees` must be in (0, 180) degrees, got {fov_degrees!r}")
+    fov = _check_fov(fov_degrees)
     aspect = check_positive_number("aspect_ratio", aspect_ratio)
+    check_float_dtype("dtype", dtype)
     focal = 1.0 / (2.0 * math.tan(math.radians(fov) / 2.0))
     return torch.tensor(
         [[focal, 0.0, 0.5], [0.0, focal * aspect, 0.5], [0.0, 0.0, 1.0]], dtype=dtype, device=device
     )
 
 
+@checked
 def fov_from_intrinsics(intrinsics: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch"]:
     """True horizontal field of view in degrees of normalised intrinsics: ``2 atan(1 / (2 fx))``."""
-    require_tensor("intrinsics", intrinsics)
-    check_shape("intrinsics", intrinsics, (3, 3), batch=True)
     return torch.rad2deg(2.0 * torch.atan(0.5 / intrinsics[..., 0, 0]))
 
 
@@ -369,9 +375,8 @@ def eg3d_fov_to_intrinsics(
     Returns:
         ``[3, 3]`` normalised intrinsics ``[[f, 0, 0.5], [0, f, 0.5], [0, 0, 1]]``.
     """
-    fov = float(fov_degrees)
-    if not 0.0 < fov < 180.0:
-        raise ValueError(f"`fov_degrees` must be in (0, 180) degrees, got {fov_degrees!r}")
+    fov = _check_fov(fov_degrees)
+    check_float_dtype("dtype", dtype)
     focal = 1.0 / (math.tan(fov * 3.14159 / 360.0) * 1.414)
     return torch.tensor(
         [[focal, 0.0, 0.5], [0.0, focal, 0.5], [0.0, 0.0, 1.0]], dtype=dtype, device=device
@@ -382,12 +387,23 @@ def eg3d_fov_to_intrinsics(
 
 
 def _as_points(name: str, value: Tensor | Sequence[float], dtype: torch.dtype, device) -> Tensor:
-    points = torch.as_tensor(value, dtype=dtype, device=device)
-    check_shape(name, points, (3,), batch=True)
-    check_finite(name, points)
+    try:
+        points = torch.as_tensor(value, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"`{name}` must be a tensor or a sequence of 3 numbers: {error}") from None
+    if points.ndim == 0 or points.shape[-1] != 3:
+        raise ValueError(f"`{name}` must have shape [..., 3], got {format_shape(points.shape)}")
     return points
 
 
+def _as_point(name: str, value: Tensor | Sequence[float], dtype: torch.dtype, device) -> Tensor:
+    point = _as_points(name, value, dtype, device)
+    if point.ndim != 1:
+        raise ValueError(f"`{name}` must have shape [3], got {format_shape(point.shape)}")
+    return point
+
+
+@checked
 def look_at(
     origins: Float[Tensor, "*batch 3"],
     targets: Float[Tensor, "*target_batch 3"] | Sequence[float],
@@ -408,16 +424,11 @@ def look_at(
         ``[..., 4, 4]`` camera-to-world matrices.
 
     Raises:
-        ValueError: for wrong shapes, non-finite values, a target equal to its origin, or a
-            viewing direction parallel to ``up``.
+        ValueError: for wrong shapes, and (value checks, one host synchronisation) non-finite
+            values, a target equal to its origin, or a viewing direction parallel to ``up``.
     """
-    require_tensor("origins", origins)
-    check_shape("origins", origins, (3,), batch=True)
-    check_finite("origins", origins)
     targets_t = _as_points("targets", targets, origins.dtype, origins.device)
-    up_t = _as_points("up", up, origins.dtype, origins.device)
-    if up_t.ndim != 1:
-        raise ValueError(f"`up` must have shape [3], got {format_shape(up_t.shape)}")
+    up_t = _as_point("up", up, origins.dtype, origins.device)
     try:
         torch.broadcast_shapes(targets_t.shape, origins.shape)
     except RuntimeError:
@@ -427,13 +438,23 @@ def look_at(
         ) from None
     forward = targets_t - origins
     distance = torch.linalg.vector_norm(forward, dim=-1, keepdim=True)
-    if not torch.compiler.is_compiling() and bool((distance <= 1e-12).any()):
-        raise ValueError("every target must differ from its camera origin in `look_at`")
     forward = forward / distance
     cross = torch.linalg.cross(up_t.expand_as(forward), forward, dim=-1)
     cross_norm = torch.linalg.vector_norm(cross, dim=-1, keepdim=True)
-    if not torch.compiler.is_compiling() and bool((cross_norm <= 1e-9).any()):
-        raise ValueError("a viewing direction is parallel to `up`; the camera roll is undefined")
+    if value_checks_enabled():
+        check_values(
+            [
+                *finite_checks(origins=origins, targets=targets_t, up=up_t),
+                (
+                    (distance > 1e-12).all(),
+                    lambda: "every target in `targets` must differ from its camera in `origins`",
+                ),
+                (
+                    (cross_norm > 1e-9).all() | (distance <= 1e-12).any(),
+                    lambda: "a viewing direction is parallel to `up`; the camera roll is undefined",
+                ),
+            ]
+        )
     right = -cross / cross_norm
     down = torch.linalg.cross(forward, right, dim=-1)
     down = down / torch.linalg.vector_norm(down, dim=-1, keepdim=True)
@@ -447,6 +468,8 @@ def look_at(
 def _angles(
     mean: float, stddev: float, n: int, generator: torch.Generator | None, device, dtype
 ) -> Tensor:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
     # draw where the generator lives (so a CPU generator gives the same poses on every device)
     source = generator.device if generator is not None else device
     noise = torch.randn(n, 1, generator=generator, device=source, dtype=dtype)
@@ -464,12 +487,16 @@ def _eg3d_origins(horizontal: Tensor, vertical: Tensor, radius: float) -> Tensor
     return torch.cat([x, y, z], dim=-1)
 
 
-def _check_sampler_args(radius: float, n: int, stddevs: Sequence[float]) -> None:
+def _check_sampler_args(
+    means: Sequence[float], stddevs: Sequence[float], radius: float, n: int, dtype: object
+) -> None:
+    check_number("horizontal_mean", means[0])
+    check_number("vertical_mean", means[1])
+    check_nonnegative_number("horizontal_stddev", stddevs[0])
+    check_nonnegative_number("vertical_stddev", stddevs[1])
     check_positive_number("radius", radius)
     check_positive_int("n", n)
-    for name, value in zip(("horizontal_stddev", "vertical_stddev"), stddevs, strict=True):
-        if not (float(value) >= 0 and math.isfinite(float(value))):
-            raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
+    check_float_dtype("dtype", dtype)
 
 
 def sample_look_at_poses(
@@ -508,13 +535,13 @@ def sample_look_at_poses(
     Returns:
         ``[n, 4, 4]`` OpenCV camera-to-world matrices.
     """
-    _check_sampler_args(radius, n, (horizontal_stddev, vertical_stddev))
+    _check_sampler_args(
+        (horizontal_mean, vertical_mean), (horizontal_stddev, vertical_stddev), radius, n, dtype
+    )
+    target = _as_point("lookat", lookat, dtype, device)
     h = _angles(horizontal_mean, horizontal_stddev, n, generator, device, dtype)
     v = _angles(vertical_mean, vertical_stddev, n, generator, device, dtype)
     origins = _eg3d_origins(h, v, radius)
-    target = _as_points("lookat", lookat, dtype, origins.device)
-    if target.ndim != 1:
-        raise ValueError(f"`lookat` must have shape [3], got {format_shape(target.shape)}")
     return look_at(origins, target)
 
 
@@ -549,7 +576,9 @@ def sample_gaussian_poses(
     Returns:
         ``[n, 4, 4]`` OpenCV camera-to-world matrices.
     """
-    _check_sampler_args(radius, n, (horizontal_stddev, vertical_stddev))
+    _check_sampler_args(
+        (horizontal_mean, vertical_mean), (horizontal_stddev, vertical_stddev), radius, n, dtype
+    )
     h = _angles(horizontal_mean, horizontal_stddev, n, generator, device, dtype)
     v = _angles(vertical_mean, vertical_stddev, n, generator, device, dtype)
     origins = _eg3d_origins(h, v, radius)
@@ -589,6 +618,12 @@ def orbit(
     """
     check_positive_int("n", n)
     check_positive_number("radius", radius)
+    check_number("vertical", vertical)
+    if horizontal_amplitude is not None:
+        check_number("horizontal_amplitude", horizontal_amplitude)
+    check_number("vertical_amplitude", vertical_amplitude)
+    check_float_dtype("dtype", dtype)
+    target = _as_point("lookat", lookat, dtype, device)
     phase = 2 * math.pi * torch.arange(n, dtype=torch.float64, device=device) / n
     if horizontal_amplitude is None:
         h = math.pi / 2 + phase
@@ -596,5 +631,4 @@ def orbit(
         h = math.pi / 2 + float(horizontal_amplitude) * torch.sin(phase)
     v = vertical + float(vertical_amplitude) * torch.cos(phase)
     origins = _eg3d_origins(h[:, None].to(dtype), v[:, None].to(dtype), radius)
-    target = _as_points("lookat", lookat, dtype, origins.device)
     return look_at(origins, target)

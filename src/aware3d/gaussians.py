@@ -11,13 +11,14 @@ from torch import Tensor
 
 from aware3d import _ply
 from aware3d._validation import (
-    check_finite,
-    check_in_range,
-    check_positive,
+    check_float_dtype,
     check_positive_number,
-    check_same_device,
     check_shape,
-    require_tensor,
+    check_values,
+    checked,
+    finite_checks,
+    range_check,
+    value_checks_enabled,
 )
 
 #: Zeroth-order spherical-harmonic constant, ``1 / (2 sqrt(pi))``: 3DGS colour = 0.5 + SH_C0 * f_dc.
@@ -25,6 +26,10 @@ SH_C0 = 0.28209479177387814
 #: Number of ``f_rest_*`` properties written (degree-3 SH, all zero) for fixed-layout viewers.
 PLY_REST_COEFFS = 45
 _LOGIT_LIMIT = 40.0
+
+
+def _not_positive(scales: Tensor) -> str:
+    return f"`scales` must be positive everywhere, but its minimum is {float(scales.min()):.6g}"
 
 
 class Gaussians:
@@ -44,9 +49,10 @@ class Gaussians:
         levels: optional hierarchy level of every Gaussian, ``[N]`` (int64), shared by all scenes.
 
     Raises:
-        ValueError: for mismatched shapes, dtypes or devices, non-finite values, non-positive
-            scales, opacities outside [0, 1] or zero quaternions.
-        TypeError: for arguments that are not floating-point tensors.
+        ValueError: for mismatched shapes, dtypes or devices, ``F = 0``, and (value checks, one
+            host synchronisation, see :func:`aware3d.value_checks`) non-finite values,
+            non-positive scales, opacities outside [0, 1], zero quaternions or negative levels.
+        TypeError: for arguments that are not floating-point tensors (``levels``: int64).
     """
 
     __slots__ = ("features", "levels", "means", "opacities", "quats", "scales")
@@ -58,6 +64,7 @@ class Gaussians:
     features: Float[Tensor, "B N F"]
     levels: Int[Tensor, " N"] | None
 
+    @checked
     def __init__(
         self,
         means: Float[Tensor, "B N 3"],
@@ -67,38 +74,25 @@ class Gaussians:
         features: Float[Tensor, "B N F"],
         levels: Int[Tensor, " N"] | None = None,
     ) -> None:
-        named = {
-            "means": means,
-            "quats": quats,
-            "scales": scales,
-            "opacities": opacities,
-            "features": features,
-        }
-        for name, value in named.items():
-            require_tensor(name, value)
-        check_shape("means", means, ("B", "N", 3))
-        batch, count = means.shape[:2]
-        check_shape("quats", quats, (batch, count, 4))
-        check_shape("scales", scales, (batch, count, 3))
-        check_shape("opacities", opacities, (batch, count))
-        check_shape("features", features, (batch, count, "F"))
         if features.shape[-1] < 1:
             raise ValueError("`features` must have at least one channel, got F = 0")
-        for name, value in named.items():
-            if value.dtype != means.dtype:
-                raise ValueError(f"`{name}` has dtype {value.dtype} but `means` has {means.dtype}")
-        check_same_device(list(named.items()))
-        if levels is not None:
-            if not isinstance(levels, Tensor) or levels.dtype != torch.int64:
-                raise TypeError("`levels` must be an int64 tensor of shape [N]")
-            check_shape("levels", levels, (count,))
-            check_same_device([("means", means), ("levels", levels)])
-        for name, value in named.items():
-            check_finite(name, value)
-        check_positive("scales", scales)
-        check_in_range("opacities", opacities, 0.0, 1.0)
-        if quats.numel() and not bool((torch.linalg.vector_norm(quats, dim=-1) > 0).all()):
-            raise ValueError("`quats` must be non-zero quaternions (wxyz); got a zero quaternion")
+        if levels is not None and levels.dtype != torch.int64:
+            raise TypeError(f"`levels` must be an int64 tensor of shape [N], got {levels.dtype}")
+        if value_checks_enabled():
+            checks = [
+                *finite_checks(
+                    means=means, quats=quats, scales=scales, opacities=opacities, features=features
+                ),
+                ((scales > 0).all(), lambda: _not_positive(scales)),
+                range_check("opacities", opacities, 0.0, 1.0),
+                (
+                    (quats.abs().amax(dim=-1) > 0).all(),
+                    lambda: "`quats` must be non-zero quaternions (wxyz); got a zero quaternion",
+                ),
+            ]
+            if levels is not None:
+                checks.append(range_check("levels", levels, 0, None))
+            check_values(checks)
         self.means = means
         self.quats = quats
         self.scales = scales
@@ -175,8 +169,13 @@ class Gaussians:
     # ------------------------------------------------------------------ transforms
 
     def to(self, *args: object, **kwargs: object) -> "Gaussians":
-        """Returns the Gaussians moved or cast like ``Tensor.to``; ``levels`` only moves."""
+        """Returns the Gaussians moved or cast like ``Tensor.to``; ``levels`` only moves.
+
+        Raises:
+            TypeError: for a cast to a non-floating dtype.
+        """
         moved = self._map(lambda t: t.to(*args, **kwargs), None)
+        check_float_dtype("dtype", moved.dtype)
         if self.levels is not None:
             moved.levels = self.levels.to(device=moved.device)
         return moved
@@ -208,16 +207,27 @@ class Gaussians:
 
         Returns:
             The selected ``Gaussians``.
+
+        Raises:
+            ValueError: for both or neither of ``levels`` and ``mask``, a level these Gaussians
+                do not have, or a mask of the wrong shape.
+            TypeError: for levels that are not integers, or a mask that is not boolean.
         """
         if (levels is None) == (mask is None):
             raise ValueError("pass exactly one of `levels` and `mask` to `Gaussians.select`")
         if levels is not None:
             if self.levels is None:
                 raise ValueError("these Gaussians have no `levels`; select with `mask` instead")
-            wanted = torch.as_tensor(
-                [levels] if isinstance(levels, int) else list(levels), device=self.levels.device
-            )
-            mask = torch.isin(self.levels, wanted)
+            wanted = [levels] if isinstance(levels, int) else list(levels)
+            if any(isinstance(level, bool) or not isinstance(level, int) for level in wanted):
+                raise TypeError(f"`levels` must be an integer or integers, got {levels!r}")
+            present = torch.unique(self.levels).tolist()
+            missing = sorted(set(wanted) - set(present))
+            if missing:
+                raise ValueError(
+                    f"levels {missing} are not among these Gaussians' levels {present}"
+                )
+            mask = torch.isin(self.levels, torch.as_tensor(wanted, device=self.levels.device))
         assert mask is not None
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
             raise TypeError("`mask` must be a boolean tensor of shape [N]")
@@ -345,7 +355,13 @@ class Gaussians:
 
         Returns:
             ``Gaussians`` with ``B = 1`` (and ``levels`` if the file has a ``level`` property).
+
+        Raises:
+            ValueError: for a file that is not a valid 3DGS PLY, or whose values are not valid
+                Gaussians (the message names the file).
+            TypeError: for a non-floating ``dtype``.
         """
+        check_float_dtype("dtype", dtype)
         columns = _ply.read_vertices(Path(path))
         required = ["x", "y", "z", "opacity", *(f"scale_{i}" for i in range(3))]
         required += [f"rot_{i}" for i in range(4)]
@@ -376,11 +392,14 @@ class Gaussians:
         if "level" in columns:
             levels = torch.from_numpy(columns["level"]).round().to(torch.int64)
         to = {"dtype": dtype, "device": device}
-        return cls(
-            means[None].to(**to),
-            quats[None].to(**to),
-            scales[None].to(**to),
-            opacities[None].to(**to),
-            features[None].to(**to),
-            None if levels is None else levels.to(device=device),
-        )
+        try:
+            return cls(
+                means[None].to(**to),
+                quats[None].to(**to),
+                scales[None].to(**to),
+                opacities[None].to(**to),
+                features[None].to(**to),
+                None if levels is None else levels.to(device=device),
+            )
+        except ValueError as error:
+            raise ValueError(f"{path} does not hold valid Gaussians: {error}") from None

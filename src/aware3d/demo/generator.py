@@ -6,7 +6,7 @@
 occupancy. It is a readable template for your own generator, not a fixed architecture.
 """
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from jaxtyping import Float
@@ -90,7 +90,7 @@ class Generator3D(nn.Module):
         height: int,
         *,
         psi: float = 1.0,
-        backend: str = "auto",
+        backend: Literal["auto", "torch", "gsplat"] = "auto",
     ) -> GeneratorOutput:
         """Generates ``B`` scenes and renders each from its ``C`` cameras (``Cameras [B, C]``)."""
         ws = self.mapping(z, psi=psi)

@@ -8,11 +8,12 @@ covariance, and the footprint is ``ceil(k * sqrt(Sigma_xx))`` by ``ceil(k * sqrt
 ``alpha < 1/255`` and would be skipped anyway, so it changes no pixel).
 """
 
-import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from aware3d.functional._quaternion import normalize_quaternion, unit_quaternion_to_matrix
 
 #: Fragments with a smaller alpha are skipped (gsplat's ``ALPHA_THRESHOLD``).
 ALPHA_THRESHOLD = 1.0 / 255.0
@@ -36,24 +37,6 @@ class Projection(NamedTuple):
     radii: Tensor
 
 
-def quat_to_rotmat(quats: Tensor) -> Tensor:
-    """Rotation matrices ``[..., 3, 3]`` of possibly unnormalised wxyz quaternions ``[..., 4]``."""
-    q = quats / torch.linalg.vector_norm(quats, dim=-1, keepdim=True)
-    w, x, y, z = q.unbind(-1)
-    rows = [
-        1 - 2 * (y * y + z * z),
-        2 * (x * y - w * z),
-        2 * (x * z + w * y),
-        2 * (x * y + w * z),
-        1 - 2 * (x * x + z * z),
-        2 * (y * z - w * x),
-        2 * (x * z - w * y),
-        2 * (y * z + w * x),
-        1 - 2 * (x * x + y * y),
-    ]
-    return torch.stack(rows, dim=-1).unflatten(-1, (3, 3))
-
-
 def project(
     means: Tensor,
     quats: Tensor,
@@ -68,7 +51,7 @@ def project(
     far_plane: float,
 ) -> Projection:
     """Projects ``[B, N]`` Gaussians into ``[B, C]`` cameras (world-to-camera, pixel intrinsics)."""
-    rotation = quat_to_rotmat(quats)  # [B, N, 3, 3]
+    rotation = unit_quaternion_to_matrix(normalize_quaternion(quats))  # [B, N, 3, 3]
     m = rotation * scales[..., None, :]  # R @ diag(s)
     covars = m @ m.transpose(-1, -2)  # [B, N, 3, 3]
 
@@ -134,8 +117,3 @@ def project(
         radii = torch.stack([radius_x, radius_y], dim=-1) * valid[..., None]
         radii = torch.nan_to_num(radii, nan=0.0)
     return Projection(means2d, conics, z, radii)
-
-
-def tile_grid(width: int, height: int, tile_size: int) -> tuple[int, int]:
-    """Number of tiles across and down: ``(ceil(W / tile), ceil(H / tile))``."""
-    return math.ceil(width / tile_size), math.ceil(height / tile_size)

@@ -11,6 +11,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from aware3d._validation import check_memory
+
+#: Peak bytes per Gaussian-tile pair while the pair list is built and sorted (int64 ids, the
+#: owner, tile coordinates, the sort's values and permutation).
+_BYTES_PER_PAIR = 96
+
 
 class TilePairs(NamedTuple):
     """Gaussian-tile pairs sorted by (tile, depth).
@@ -59,7 +65,13 @@ def intersect_tiles(
     span = (tile_max - tile_min).clamp(min=0)  # [I, N, 2]
     counts = (span[..., 0] * span[..., 1] * visible_o).flatten()  # [I * N]
 
-    total = int(counts.sum())
+    total = int(counts.sum())  # the one data-dependent size: how many pairs to build
+    check_memory(
+        f"the torch rasterizer's {total:,} Gaussian-tile pairs",
+        total * _BYTES_PER_PAIR,
+        device,
+        hint="render smaller images, fewer cameras per call, or smaller Gaussians",
+    )
     if total == 0:
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return TilePairs(empty, empty)

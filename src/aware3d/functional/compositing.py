@@ -25,11 +25,12 @@ from jaxtyping import Float
 from torch import Tensor
 
 from aware3d._validation import (
-    check_same_device,
-    check_samples_and_edges,
-    check_shape,
-    format_shape,
-    require_tensor,
+    check_values,
+    checked,
+    finite_checks,
+    range_check,
+    sorted_check,
+    value_checks_enabled,
 )
 
 __all__ = [
@@ -91,45 +92,15 @@ class CompositeResult(NamedTuple):
     weights: Float[Tensor, "*batch S"] | None
 
 
-# ---------------------------------------------------------------------- validation
+# ---------------------------------------------------------------------- value checks
 
 
-def _check_volume(sigmas: Tensor, t_edges: Tensor) -> None:
-    """Shapes (no sync), then one host synchronisation for all value checks."""
-    check_samples_and_edges("sigmas", sigmas, t_edges)
-    if torch.compiler.is_compiling() or sigmas.numel() == 0:
-        return
-    finite_s, finite_t, nonneg, ordered = torch.stack(
-        [
-            torch.isfinite(sigmas).all(),
-            torch.isfinite(t_edges).all(),
-            (sigmas >= 0).all(),
-            (t_edges.diff(dim=-1) >= 0).all(),
-        ]
-    ).tolist()
-    if not finite_s:
-        raise ValueError("`sigmas` must be finite, but some entries are NaN or infinite")
-    if not finite_t:
-        raise ValueError("`t_edges` must be finite, but some entries are NaN or infinite")
-    if not nonneg:
-        raise ValueError(
-            f"`sigmas` must be non-negative densities, but its minimum is "
-            f"{float(sigmas.min()):.6g}; activate raw outputs (e.g. softplus) first"
-        )
-    if not ordered:
-        raise ValueError(
-            "`t_edges` must be sorted (non-decreasing) along the last axis, but some bins have "
-            f"negative width (smallest width {float(t_edges.diff(dim=-1).min()):.6g})"
-        )
-
-
-def _check_features(name: str, value: Tensor, batch: tuple[int, ...], what: str) -> None:
-    require_tensor(name, value)
-    if tuple(value.shape[:-1]) != batch:
-        raise ValueError(
-            f"`{name}` must have shape {format_shape((*batch, 'F'))} ({what}), "
-            f"got {format_shape(value.shape)}"
-        )
+def _volume_checks(sigmas: Tensor, t_edges: Tensor) -> list:
+    return [
+        *finite_checks(sigmas=sigmas, t_edges=t_edges),
+        range_check("sigmas", sigmas, 0.0, None, what="densities; activate raw outputs first"),
+        sorted_check("t_edges", t_edges),
+    ]
 
 
 # ---------------------------------------------------------------------- volumetric
@@ -137,6 +108,10 @@ def _check_features(name: str, value: Tensor, batch: tuple[int, ...], what: str)
 
 def _volume_weights(sigmas: Tensor, t_edges: Tensor) -> VolumeWeights:
     tau = sigmas * t_edges.diff(dim=-1)
+    if tau.shape[-1] == 0:  # no samples: all the light reaches the background
+        return VolumeWeights(
+            tau, tau, torch.ones(tau.shape[:-1], dtype=tau.dtype, device=tau.device)
+        )
     # exclusive cumulative optical depth: -log T_i = sum_{j<i} tau_j
     total = torch.cumsum(tau, dim=-1)
     exclusive = F.pad(total[..., :-1], (1, 0))
@@ -145,6 +120,7 @@ def _volume_weights(sigmas: Tensor, t_edges: Tensor) -> VolumeWeights:
     return VolumeWeights(weights, alphas, torch.exp(-total[..., -1]))
 
 
+@checked
 def volume_weights(
     sigmas: Float[Tensor, "*batch S"], t_edges: Float[Tensor, "*batch S+1"]
 ) -> VolumeWeights:
@@ -163,14 +139,19 @@ def volume_weights(
     Returns:
         :class:`VolumeWeights` ``(weights [..., S], alphas [..., S], bg_transmittance [...])``.
 
+    ``S = 0`` (no samples) gives empty weights and ``T_bg = 1``.
+
     Raises:
-        ValueError: for mismatched shapes, non-finite values, negative densities or unsorted
-            edges (one host synchronisation for all value checks).
+        ValueError: for mismatched shapes, and (value checks, one host synchronisation)
+            non-finite values, negative densities or unsorted edges.
+        TypeError: for arguments that are not floating-point tensors.
     """
-    _check_volume(sigmas, t_edges)
+    if value_checks_enabled():
+        check_values(_volume_checks(sigmas, t_edges))
     return _volume_weights(sigmas, t_edges)
 
 
+@checked
 def composite_volume(
     sigmas: Float[Tensor, "*batch S"],
     features: Float[Tensor, "*batch S F"],
@@ -194,24 +175,19 @@ def composite_volume(
             :func:`~aware3d.functional.ray_sphere_exit`); 0 if ``None``.
 
     Returns:
-        :class:`CompositeResult` with ``weights [..., S]``.
+        :class:`CompositeResult` with ``weights [..., S]``. With ``S = 0`` the image is the
+        background.
+
+    Raises:
+        ValueError: for mismatched shapes, dtypes or devices, and (value checks, one host
+            synchronisation) non-finite values, negative densities or unsorted edges.
+        TypeError: for arguments that are not floating-point tensors.
     """
-    _check_volume(sigmas, t_edges)
-    batch = tuple(sigmas.shape[:-1])
-    _check_features("features", features, (*batch, sigmas.shape[-1]), "one row per sample")
-    _check_features("bg_features", bg_features, batch, "one row per ray")
-    if features.shape[-1] != bg_features.shape[-1]:
-        raise ValueError(
-            f"`features` and `bg_features` must have the same number of channels F, got "
-            f"{features.shape[-1]} and {bg_features.shape[-1]}"
+    if value_checks_enabled():
+        check_values(
+            _volume_checks(sigmas, t_edges)
+            + finite_checks(features=features, bg_features=bg_features, bg_depth=bg_depth)
         )
-    if bg_depth is not None:
-        require_tensor("bg_depth", bg_depth)
-        if tuple(bg_depth.shape) != (*batch, 1):
-            raise ValueError(
-                f"`bg_depth` must have shape {format_shape((*batch, 1))}, "
-                f"got {format_shape(bg_depth.shape)}"
-            )
     weights, _, t_bg = _volume_weights(sigmas, t_edges)
     t_bg = t_bg[..., None]
     image = torch.einsum("...s,...sf->...f", weights, features) + t_bg * bg_features
@@ -225,6 +201,7 @@ def composite_volume(
 # ---------------------------------------------------------------------- splatted
 
 
+@checked
 def composite_splat(
     features: Float[Tensor, "*batch F"],
     alpha: Float[Tensor, "*batch 1"],
@@ -251,41 +228,15 @@ def composite_splat(
         :class:`CompositeResult` with ``weights=None``; ``depth`` is ``None`` if ``depth`` is.
 
     Raises:
-        ValueError: for mismatched shapes, non-finite values, or ``alpha`` outside [0, 1]
-            (one host synchronisation).
+        ValueError: for mismatched shapes, dtypes or devices, and (value checks, one host
+            synchronisation) non-finite values or ``alpha`` outside [0, 1].
+        TypeError: for arguments that are not floating-point tensors.
     """
-    require_tensor("features", features)
-    require_tensor("alpha", alpha)
-    check_shape("features", features, ("F",), batch=True)
-    check_shape("alpha", alpha, (1,), batch=True)
-    batch = tuple(features.shape[:-1])
-    if tuple(alpha.shape[:-1]) != batch:
-        raise ValueError(
-            f"`alpha` must have shape {format_shape((*batch, 1))} to match `features` "
-            f"{format_shape(features.shape)}, got {format_shape(alpha.shape)}"
+    if value_checks_enabled():
+        finite = finite_checks(
+            alpha=alpha, features=features, bg_features=bg_features, depth=depth, bg_depth=bg_depth
         )
-    _check_features("bg_features", bg_features, batch, "one row per pixel")
-    if bg_features.shape[-1] != features.shape[-1]:
-        raise ValueError(
-            f"`features` and `bg_features` must have the same number of channels F, got "
-            f"{features.shape[-1]} and {bg_features.shape[-1]}"
-        )
-    for name, value in (("depth", depth), ("bg_depth", bg_depth)):
-        if value is not None:
-            require_tensor(name, value)
-            if tuple(value.shape) != (*batch, 1):
-                raise ValueError(
-                    f"`{name}` must have shape {format_shape((*batch, 1))}, "
-                    f"got {format_shape(value.shape)}"
-                )
-    check_same_device([("features", features), ("alpha", alpha), ("bg_features", bg_features)])
-    if not torch.compiler.is_compiling() and alpha.numel():
-        ok = bool((torch.isfinite(alpha) & (alpha >= 0) & (alpha <= 1)).all())
-        if not ok:
-            raise ValueError(
-                f"`alpha` must be finite and lie in [0, 1], got values in "
-                f"[{float(alpha.min()):.6g}, {float(alpha.max()):.6g}]"
-            )
+        check_values([*finite, range_check("alpha", alpha, 0.0, 1.0, what="accumulated opacity")])
     t_bg = 1.0 - alpha
     image = features + t_bg * bg_features
     out_depth = None

@@ -11,7 +11,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from aware3d._validation import check_positive_int, check_shape, require_tensor
+from aware3d._validation import check_nonnegative_int, check_positive_int, checked
 
 __all__ = ["fourier_feature_dim", "fourier_features"]
 
@@ -19,11 +19,11 @@ __all__ = ["fourier_feature_dim", "fourier_features"]
 def fourier_feature_dim(in_dim: int, num_freqs: int, *, include_input: bool = True) -> int:
     """Width of :func:`fourier_features`: ``in_dim * (2 num_freqs + include_input)``."""
     check_positive_int("in_dim", in_dim)
-    if isinstance(num_freqs, bool) or not isinstance(num_freqs, int) or num_freqs < 0:
-        raise ValueError(f"`num_freqs` must be an integer >= 0, got {num_freqs!r}")
+    check_nonnegative_int("num_freqs", num_freqs)
     return in_dim * (2 * num_freqs + int(include_input))
 
 
+@checked
 def fourier_features(
     x: Float[Tensor, "*batch P"], num_freqs: int, *, include_input: bool = True
 ) -> Float[Tensor, "*batch E"]:
@@ -41,9 +41,7 @@ def fourier_features(
     Returns:
         ``[..., E]`` features, same dtype as ``x``.
     """
-    require_tensor("x", x)
-    check_shape("x", x, ("P",), batch=True)
-    fourier_feature_dim(max(x.shape[-1], 1), num_freqs, include_input=include_input)
+    check_nonnegative_int("num_freqs", num_freqs)
     freqs = math.pi * torch.exp2(torch.arange(num_freqs, dtype=x.dtype, device=x.device))
     angles = (x[..., None, :] * freqs[:, None]).flatten(-2)  # [..., K * P], octave-major
     parts = [x] if include_input else []

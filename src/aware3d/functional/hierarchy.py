@@ -2,7 +2,7 @@
 
 A node has a position ``mu``, a per-axis log-scale ``s``, a rotation ``q`` (``wxyz``), an opacity
 logit ``o`` and features ``c`` (:class:`HierarchyNodes`). A child of parent ``p`` with raw network
-outputs ``(dmu, ds, dq, do, dc)`` is (DESIGN.md, "Hierarchy (GSGAN)")::
+outputs ``(dmu, ds, dq, do, dc)`` is (GSGAN's parameterisation)::
 
     mu    = mu_p + R(q_p) @ (exp(s_p) * tanh(dmu))            # inside the parent's one-sigma box
     s_hat = s_p - log(rho)   if max(exp(s_p)) > tau  else s_p  # shrink until pixel size tau
@@ -24,7 +24,7 @@ so ``s <= max(s_hat, min_log_scale)``. Since every node made by :func:`densify` 
 ``rho`` while it exceeds the pixel size.
 
 **Rotations.** Quaternions are normalised when used. Nodes made by :func:`densify` hold unit
-quaternions: ``q = normalise(normalise(q_p) + dq)``, which is DESIGN.md's ``q_p + dq`` for a unit
+quaternions: ``q = normalise(normalise(q_p) + dq)``, which is GSGAN's ``q_p + dq`` for a unit
 parent, and keeps values bounded across many levels. If ``normalise(q_p) + dq`` is (close to) zero
 the rotation is undefined; the child then keeps its parent's rotation instead of producing a NaN.
 """
@@ -38,19 +38,24 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from aware3d._validation import (
-    check_finite,
+    check_fields,
+    check_number,
     check_positive_int,
     check_positive_number,
-    check_same_device,
-    check_shape,
-    require_tensor,
+    check_values,
+    finite_checks,
+    value_checks_enabled,
+)
+from aware3d.functional._quaternion import (
+    QUATERNION_EPS,
+    normalize_quaternion,
+    quaternion_to_matrix,
+    unit_quaternion_to_matrix,
 )
 from aware3d.gaussians import Gaussians
 
-#: Below this largest absolute component a quaternion counts as zero (its direction is undefined).
-QUATERNION_EPS = 1e-6
-
 __all__ = [
+    "QUATERNION_EPS",
     "GaussianHierarchy",
     "HierarchyNodes",
     "densify",
@@ -77,8 +82,8 @@ class HierarchyNodes(NamedTuple):
         features: ``c`` (or ``dc``), ``[B, N, F]``.
     """
 
-    # ``_N``: documented but not bound, so a parent level and its children (``N`` vs ``N K``
-    # nodes) can meet in one checked call.
+    # ``_N``: not bound across the arguments of one call, so a parent level and its children
+    # (``N`` vs ``N K`` nodes) can meet in one call; ``check_fields`` binds it within one value.
     position: Float[Tensor, "B _N 3"]
     log_scale: Float[Tensor, "B _N 3"]
     rotation: Float[Tensor, "B _N 4"]
@@ -114,74 +119,6 @@ class GaussianHierarchy(NamedTuple):
     anchors: tuple[HierarchyNodes, ...]
     parents: tuple[Tensor, ...]
     root: HierarchyNodes
-
-
-def _check_nodes(name: str, nodes: HierarchyNodes) -> None:
-    if not isinstance(nodes, HierarchyNodes):
-        raise TypeError(f"`{name}` must be HierarchyNodes, got {type(nodes).__name__}")
-    for field in HierarchyNodes._fields:
-        require_tensor(f"{name}.{field}", getattr(nodes, field))
-    check_shape(f"{name}.position", nodes.position, ("B", "N", 3))
-    batch, count = nodes.position.shape[:2]
-    check_shape(f"{name}.log_scale", nodes.log_scale, (batch, count, 3))
-    check_shape(f"{name}.rotation", nodes.rotation, (batch, count, 4))
-    check_shape(f"{name}.opacity_logit", nodes.opacity_logit, (batch, count))
-    check_shape(f"{name}.features", nodes.features, (batch, count, "F"))
-    for field in HierarchyNodes._fields:
-        value = getattr(nodes, field)
-        if value.dtype != nodes.position.dtype:
-            raise ValueError(
-                f"`{name}.{field}` has dtype {value.dtype} but `{name}.position` has "
-                f"{nodes.position.dtype}"
-            )
-    check_same_device([(f"{name}.{f}", getattr(nodes, f)) for f in HierarchyNodes._fields])
-    for field in HierarchyNodes._fields:
-        check_finite(f"{name}.{field}", getattr(nodes, field))
-
-
-def normalize_quaternion(
-    q: Float[Tensor, "*batch 4"], fallback: Float[Tensor, "*batch 4"] | None = None
-) -> Float[Tensor, "*batch 4"]:
-    """Unit quaternions ``q / |q|``, overflow-safe, with a fallback where ``q`` is (nearly) zero.
-
-    ``q`` is first divided by its largest absolute component, so components near the dtype's
-    maximum do not overflow when squared. Where that component is below :data:`QUATERNION_EPS`
-    the result is ``fallback`` (default: the identity ``(1, 0, 0, 0)``); values and gradients stay
-    finite everywhere.
-
-    Args:
-        q: quaternions, ``[..., 4]``.
-        fallback: unit quaternions used where ``q`` is zero, ``[..., 4]``.
-
-    Returns:
-        Unit quaternions, ``[..., 4]``.
-    """
-    largest = q.abs().amax(dim=-1, keepdim=True)
-    ok = largest > QUATERNION_EPS
-    scaled = q / largest.clamp_min(QUATERNION_EPS)
-    unit = scaled / torch.linalg.vector_norm(scaled, dim=-1, keepdim=True).clamp_min(1e-3)
-    if fallback is None:
-        fallback = torch.zeros_like(q)
-        fallback[..., 0] = 1.0
-    return torch.where(ok, unit, fallback)
-
-
-def quaternion_to_matrix(q: Float[Tensor, "*batch 4"]) -> Float[Tensor, "*batch 3 3"]:
-    """Rotation matrices of ``wxyz`` quaternions (normalised first; zero gives the identity).
-
-    Args:
-        q: quaternions, ``[..., 4]``.
-
-    Returns:
-        ``R(q)``, ``[..., 3, 3]``; ``R @ v`` rotates ``v`` from the node's frame to the world.
-    """
-    w, x, y, z = normalize_quaternion(q).unbind(-1)
-    rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ]  # fmt: skip
-    return torch.stack(rows, dim=-1).unflatten(-1, (3, 3))
 
 
 def level_sizes(num_initial: int, children: int, num_levels: int) -> list[int]:
@@ -263,7 +200,7 @@ def _densify(
         return value.reshape(batch, total, *value.shape[3:])
 
     q_parent = parent.rotation if parent_is_unit else normalize_quaternion(parent.rotation)
-    frame = quaternion_to_matrix(q_parent)  # [B, N, 3, 3]
+    frame = unit_quaternion_to_matrix(q_parent)  # [B, N, 3, 3]
     offset = torch.exp(parent.log_scale)[:, :, None] * torch.tanh(per_parent(raw.position))
     position = parent.position[:, :, None] + torch.einsum("bnij,bnkj->bnki", frame, offset)
 
@@ -320,24 +257,29 @@ def densify(
 
     Raises:
         ValueError: for mismatched shapes, dtypes or devices, a raw count that is not a multiple
-            of the parent count, NaN or infinite values, or invalid ``rho`` / ``pixel_size`` /
-            ``min_log_scale``.
+            of the parent count, invalid ``rho`` / ``pixel_size`` / ``min_log_scale``, and
+            (value checks) NaN or infinite values.
         TypeError: for inputs that are not :class:`HierarchyNodes` of floating-point tensors.
     """
-    _check_nodes("parent", parent)
-    _check_nodes("raw", raw)
-    batch, num_parents = parent.position.shape[:2]
-    if raw.position.shape[0] != batch:
-        raise ValueError(f"`raw` has B = {raw.position.shape[0]} but `parent` has B = {batch}")
-    if raw.features.shape[-1] != parent.features.shape[-1]:
+    parent_sizes = check_fields("parent", parent, HierarchyNodes)
+    raw_sizes = check_fields("raw", raw, HierarchyNodes)
+    batch, num_parents = parent_sizes["B"], parent_sizes["N"]
+    if raw_sizes["B"] != batch:
+        raise ValueError(f"`raw` has B = {raw_sizes['B']} but `parent` has B = {batch}")
+    if raw_sizes["F"] != parent_sizes["F"]:
         raise ValueError(
-            f"`raw.features` has F = {raw.features.shape[-1]} but `parent.features` has "
-            f"F = {parent.features.shape[-1]}"
+            f"`raw.features` has F = {raw_sizes['F']} but `parent.features` has "
+            f"F = {parent_sizes['F']}"
         )
     if raw.position.dtype != parent.position.dtype:
-        raise ValueError("`raw` and `parent` must share a dtype")
-    check_same_device([("parent.position", parent.position), ("raw.position", raw.position)])
-    total = raw.position.shape[1]
+        raise ValueError(
+            f"`raw` has dtype {raw.position.dtype} but `parent` has {parent.position.dtype}"
+        )
+    if raw.position.device != parent.position.device:
+        raise ValueError(
+            f"`raw` is on {raw.position.device} but `parent` is on {parent.position.device}"
+        )
+    total = raw_sizes["N"]
     if num_parents == 0 or total % num_parents != 0:
         raise ValueError(
             f"`raw` must hold K children for each of the N = {num_parents} parents (N >= 1), "
@@ -347,8 +289,12 @@ def densify(
     if rho < 1.0:
         raise ValueError(f"`rho` must be >= 1 (children never grow), got {rho!r}")
     pixel_size = check_positive_number("pixel_size", pixel_size)
-    if not math.isfinite(float(min_log_scale)):
-        raise ValueError(f"`min_log_scale` must be a finite number, got {min_log_scale!r}")
+    min_log_scale = check_number("min_log_scale", min_log_scale)
+    if value_checks_enabled():
+        check_values(
+            finite_checks(**{f"parent.{f}": getattr(parent, f) for f in HierarchyNodes._fields})
+            + finite_checks(**{f"raw.{f}": getattr(raw, f) for f in HierarchyNodes._fields})
+        )
     if total == 0:
         return raw
     return _densify(parent, raw, rho, pixel_size, float(min_log_scale))

@@ -21,6 +21,7 @@ Splat form: a rasterizer that renders features can render the per-pixel moments
 ``sum_{i,j} w_i w_j (z_i - z_j)^2 = 2 (A M2 - M1^2)``.
 """
 
+import math
 from typing import Literal
 
 import torch
@@ -29,11 +30,17 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from aware3d._validation import (
-    check_same_device,
-    check_samples_and_edges,
-    check_shape,
+    check_choice,
+    check_nonnegative_int,
+    check_number,
+    check_values,
+    checked,
+    finite_check,
+    finite_checks,
     format_shape,
-    require_tensor,
+    range_check,
+    sorted_check,
+    value_checks_enabled,
 )
 
 __all__ = [
@@ -48,17 +55,23 @@ __all__ = [
 Reduction = Literal["mean", "sum", "none"]
 Space = Literal["metric", "linear", "inverse"]
 
-_REDUCTIONS = ("mean", "sum", "none")
-_SPACES = ("metric", "linear", "inverse")
+REDUCTIONS = ("mean", "sum", "none")
+SPACES = ("metric", "linear", "inverse")
 
 
-def _check_reduction(reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"`reduction` must be one of {_REDUCTIONS}, got {reduction!r}")
+def check_reduction(reduction: object) -> None:
+    """Raises ``ValueError`` unless ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"``."""
+    check_choice("reduction", reduction, REDUCTIONS)
 
 
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
+def _reduce(loss: Tensor, reduction: str, what: str) -> Tensor:
+    """Reduces per-entry losses; the mean of nothing is an error, the sum of nothing is 0."""
     if reduction == "mean":
+        if loss.numel() == 0:
+            raise ValueError(
+                f'reduction="mean" over zero {what} is undefined; pass at least one, or use '
+                'reduction="sum" (0 for none) or "none"'
+            )
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
@@ -72,26 +85,39 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
 # ---------------------------------------------------------------------- separation
 
 
+@checked
 def separation_loss(
     bg_transmittance: Float[Tensor, "*batch"], reduction: Reduction = "mean"
 ) -> Float[Tensor, "*reduced"]:
     """BallGAN's separation loss ``min(T_bg, 1 - T_bg)`` per ray.
 
     It pushes every ray to see either only the foreground (``T_bg = 0``) or only the background
-    (``T_bg = 1``). Each per-ray value lies in ``[0, 0.5]`` for ``T_bg`` in ``[0, 1]``.
+    (``T_bg = 1``). Each per-ray value lies in ``[0, 0.5]``.
 
     Args:
-        bg_transmittance: background transmittance ``T_bg`` of any shape (e.g. ``[B, C, H, W, 1]``
-            or :attr:`CompositeResult.bg_transmittance`).
+        bg_transmittance: background transmittance ``T_bg`` in [0, 1], any shape (e.g.
+            ``[B, C, H, W, 1]`` or :attr:`CompositeResult.bg_transmittance`).
         reduction: ``"mean"`` over all entries, ``"sum"``, or ``"none"`` (same shape as input).
 
     Returns:
-        A scalar, or the per-entry loss for ``reduction="none"``.
+        A scalar, or the per-entry loss for ``reduction="none"``. An empty input gives 0 for
+        ``"sum"`` and an empty tensor for ``"none"``.
+
+    Raises:
+        ValueError: for an unknown reduction, ``"mean"`` of an empty input, and (value checks)
+            values that are not finite or outside [0, 1].
+        TypeError: if ``bg_transmittance`` is not a floating-point tensor.
     """
-    require_tensor("bg_transmittance", bg_transmittance)
-    _check_reduction(reduction)
+    check_reduction(reduction)
+    if value_checks_enabled():
+        check_values(
+            [
+                finite_check("bg_transmittance", bg_transmittance),
+                range_check("bg_transmittance", bg_transmittance, 0.0, 1.0),
+            ]
+        )
     loss = torch.minimum(bg_transmittance, 1.0 - bg_transmittance)
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, "rays")
 
 
 # ---------------------------------------------------------------------- distortion (dense)
@@ -124,65 +150,60 @@ def _to_space(
     return (torch.reciprocal(t) - g_n) / (torch.reciprocal(f) - g_n)
 
 
-def _check_space(
-    space: str, near: float | Tensor | None, far: float | Tensor | None
+def check_space(
+    space: object, near: float | Tensor | None, far: float | Tensor | None
 ) -> tuple[Tensor | None, Tensor | None]:
-    if space not in _SPACES:
-        raise ValueError(f"`space` must be one of {_SPACES}, got {space!r}")
+    """Checks ``space`` and its ``near``/``far``; returns them as tensors (or ``None``)."""
+    check_choice("space", space, SPACES)
     if space == "metric":
         if near is not None or far is not None:
             raise ValueError('`near` and `far` are only used with space="linear" or "inverse"')
         return None, None
-    checked = []
-    for value in (near, far):
-        if value is None:
-            checked.append(None)
+    checked_values: list[Tensor | None] = []
+    for name, value in (("near", near), ("far", far)):
+        if value is None or isinstance(value, Tensor):
+            if isinstance(value, Tensor) and not value.is_floating_point():
+                raise TypeError(f"`{name}` must be a number or a floating-point tensor")
+            checked_values.append(value)
             continue
-        tensor = value if isinstance(value, Tensor) else torch.as_tensor(float(value))
-        checked.append(tensor)
-    return checked[0], checked[1]
+        if name == "far" and space == "inverse" and value == math.inf:
+            number = math.inf  # Mip-NeRF 360's unbounded far distance
+        else:
+            number = check_number(name, value)
+        checked_values.append(torch.as_tensor(number, dtype=torch.float64))
+    return checked_values[0], checked_values[1]
 
 
-def _check_distortion_values(
-    weights: Tensor,
-    t_edges: Tensor,
-    space: str,
-    near: Tensor | None,
-    far: Tensor | None,
-    starts_name: str = "t_edges",
-) -> None:
-    """One host synchronisation for every value check of the distortion loss."""
-    if torch.compiler.is_compiling() or weights.numel() == 0:
-        return
-    widths = t_edges.diff(dim=-1)
+def _check_near_far_shape(near: Tensor | None, far: Tensor | None, rays: tuple[int, ...]) -> None:
+    for name, value in (("near", near), ("far", far)):
+        if value is not None and value.ndim and tuple(value.shape) != rays:
+            raise ValueError(
+                f"`{name}` must be a number or have one value per ray, shape "
+                f"{format_shape(rays)}, got {format_shape(value.shape)}"
+            )
+
+
+def _distortion_checks(
+    weights: Tensor, t_edges: Tensor, space: str, near: Tensor | None, far: Tensor | None
+) -> list:
     checks = [
-        torch.isfinite(weights).all(),
-        (weights >= 0).all(),
-        torch.isfinite(t_edges).all(),
-        (widths >= 0).all(),
+        *finite_checks(weights=weights, t_edges=t_edges),
+        range_check("weights", weights, 0.0, None, what="rendering weights"),
+        sorted_check("t_edges", t_edges),
     ]
-    first = t_edges[..., 0]
-    last = t_edges[..., -1]
-    lo = first if near is None else near.to(first.device, first.dtype)
-    hi = last if far is None else far.to(first.device, first.dtype)
-    if space != "metric":
-        checks.append(((hi - lo) > 0).all())
+    if space == "metric" or t_edges.shape[-1] == 0:
+        return checks
+    lo = t_edges[..., 0] if near is None else near.to(t_edges.device, t_edges.dtype)
+    hi = t_edges[..., -1] if far is None else far.to(t_edges.device, t_edges.dtype)
+    checks.append(((hi - lo > 0).all(), lambda: "`far` must be greater than `near` on every ray"))
     if space == "inverse":
-        checks.append((t_edges.amin() > 0) & (lo > 0).all())
-    flags = torch.stack(checks).tolist()
-    names = [
-        "`weights` must be finite, but some entries are NaN or infinite",
-        "`weights` must be non-negative (rendering weights)",
-        f"`{starts_name}` must be finite, but some entries are NaN or infinite",
-        f"`{starts_name}` must be sorted (non-decreasing) along each ray",
-        "`far` must be greater than `near` on every ray",
-        'space="inverse" needs positive distances: `near` and every edge must be > 0',
-    ]
-    for ok, message in zip(flags, names, strict=False):
-        if not ok:
-            if "sorted" in message:
-                message += f" (smallest bin width {float(widths.min()):.6g})"
-            raise ValueError(message)
+        checks.append(
+            (
+                (t_edges.amin() > 0) & (lo > 0).all(),
+                lambda: 'space="inverse" needs positive distances: `near` and every edge > 0',
+            )
+        )
+    return checks
 
 
 def _dense_distortion(weights: Tensor, s: Tensor) -> Tensor:
@@ -208,6 +229,7 @@ def _dense_distortion(weights: Tensor, s: Tensor) -> Tensor:
     return inter + intra
 
 
+@checked(same_dtype=False)
 def distortion_loss(
     weights: Float[Tensor, "*batch S"],
     t_edges: Float[Tensor, "*batch S+1"],
@@ -244,27 +266,32 @@ def distortion_loss(
         reduction: ``"mean"`` over rays, ``"sum"``, or ``"none"`` (``[...]``).
 
     Returns:
-        A scalar, or ``[...]`` per-ray losses for ``reduction="none"``.
+        A scalar, or ``[...]`` per-ray losses for ``reduction="none"``. A ray without samples
+        (``S = 0``) has loss 0; zero rays give 0 for ``"sum"``.
 
     Raises:
-        ValueError: for mismatched shapes, unsorted or non-finite edges, negative weights, an
-            unknown space or reduction, ``far <= near``, or non-positive distances in inverse
-            space (one host synchronisation for all value checks).
+        ValueError: for mismatched shapes or devices, an unknown space or reduction,
+            ``"mean"`` over zero rays, and (value checks, one host synchronisation) unsorted or
+            non-finite edges, negative weights, ``far <= near``, or non-positive distances in
+            inverse space.
+        TypeError: for arguments that are not floating-point tensors.
     """
-    check_samples_and_edges("weights", weights, t_edges)
-    _check_reduction(reduction)
-    near_t, far_t = _check_space(space, near, far)
-    _check_distortion_values(weights, t_edges, space, near_t, far_t)
+    check_reduction(reduction)
+    near_t, far_t = check_space(space, near, far)
+    _check_near_far_shape(near_t, far_t, tuple(weights.shape[:-1]))
+    if value_checks_enabled():
+        check_values(_distortion_checks(weights, t_edges, space, near_t, far_t))
     dtype = _accumulation_dtype(torch.promote_types(weights.dtype, t_edges.dtype))
     w = weights.to(dtype)
     t = t_edges.to(dtype)
     s = _to_space(t, space, near_t, far_t, t[..., 0], t[..., -1])
-    return _reduce(_dense_distortion(w, s), reduction)
+    return _reduce(_dense_distortion(w, s), reduction, "rays")
 
 
 # ---------------------------------------------------------------------- distortion (packed)
 
 
+@checked(same_dtype=False)
 def distortion_loss_packed(
     weights: Float[Tensor, "N"],  # noqa: F821
     t_starts: Float[Tensor, "N"],  # noqa: F821
@@ -302,60 +329,40 @@ def distortion_loss_packed(
     Returns:
         A scalar, or ``[R]`` per-ray losses for ``reduction="none"``.
     """
-    for name, value in (("weights", weights), ("t_starts", t_starts), ("t_ends", t_ends)):
-        require_tensor(name, value)
-        check_shape(name, value, ("N",))
-    if not isinstance(ray_indices, Tensor) or ray_indices.is_floating_point():
-        raise TypeError("`ray_indices` must be an integer tensor")
-    check_shape("ray_indices", ray_indices, ("N",))
+    check_nonnegative_int("num_rays", num_rays)
+    check_reduction(reduction)
+    near_t, far_t = check_space(space, near, far)
+    _check_near_far_shape(near_t, far_t, (num_rays,))
     n = weights.shape[0]
-    for name, value in (("t_starts", t_starts), ("t_ends", t_ends), ("ray_indices", ray_indices)):
-        if value.shape[0] != n:
-            raise ValueError(
-                f"`{name}` must have shape [{n}] to match `weights`, got "
-                f"{format_shape(value.shape)}"
-            )
-    if isinstance(num_rays, bool) or not isinstance(num_rays, int) or num_rays < 0:
-        raise ValueError(f"`num_rays` must be an integer >= 0, got {num_rays!r}")
-    check_same_device(
-        [
-            ("weights", weights),
-            ("t_starts", t_starts),
-            ("t_ends", t_ends),
-            ("ray_indices", ray_indices),
-        ]
-    )
-    _check_reduction(reduction)
-    near_t, far_t = _check_space(space, near, far)
     device = weights.device
-    if not torch.compiler.is_compiling() and n:
+    if value_checks_enabled() and n:
         same = ray_indices[1:] == ray_indices[:-1]
-        flags = torch.stack(
+        check_values(
             [
-                torch.isfinite(weights).all(),
-                (weights >= 0).all(),
-                (torch.isfinite(t_starts) & torch.isfinite(t_ends)).all(),
-                (t_ends >= t_starts).all(),
-                (ray_indices.diff() >= 0).all(),
-                (ray_indices.min() >= 0) & (ray_indices.max() < num_rays),
-                (~same | (t_starts[1:] >= t_ends[:-1])).all(),
-                (t_starts.amin() > 0) if space == "inverse" else torch.ones((), dtype=torch.bool),
+                *finite_checks(weights=weights, t_starts=t_starts, t_ends=t_ends),
+                range_check("weights", weights, 0.0, None, what="rendering weights"),
+                ((t_ends >= t_starts).all(), lambda: "`t_ends` must be >= `t_starts`"),
+                (
+                    (ray_indices.diff() >= 0).all(),
+                    lambda: "`ray_indices` must be non-decreasing (samples packed ray after ray)",
+                ),
+                (
+                    (ray_indices.min() >= 0) & (ray_indices.max() < num_rays),
+                    lambda: f"`ray_indices` must lie in [0, num_rays) = [0, {num_rays})",
+                ),
+                (
+                    (~same | (t_starts[1:] >= t_ends[:-1])).all(),
+                    lambda: (
+                        "bins must be sorted and non-overlapping along each ray "
+                        "(t_starts[k + 1] >= t_ends[k] within a ray)"
+                    ),
+                ),
+                (
+                    (t_starts.amin() > 0) | (space != "inverse"),
+                    lambda: 'space="inverse" needs positive distances',
+                ),
             ]
-        ).tolist()
-        messages = [
-            "`weights` must be finite",
-            "`weights` must be non-negative (rendering weights)",
-            "`t_starts` and `t_ends` must be finite",
-            "`t_ends` must be >= `t_starts`",
-            "`ray_indices` must be non-decreasing (samples packed ray after ray)",
-            f"`ray_indices` must lie in [0, num_rays) = [0, {num_rays})",
-            "bins must be sorted and non-overlapping along each ray "
-            "(t_starts[k + 1] >= t_ends[k] within a ray)",
-            'space="inverse" needs positive distances',
-        ]
-        for ok, message in zip(flags, messages, strict=True):
-            if not ok:
-                raise ValueError(message)
+        )
     dtype = _accumulation_dtype(torch.promote_types(weights.dtype, t_starts.dtype))
     idx = ray_indices.long()
     counts = torch.bincount(idx, minlength=num_rays)
@@ -369,17 +376,22 @@ def distortion_loss_packed(
     t1 = t_ends.to(dtype)
     if n == 0:
         loss = torch.zeros(num_rays, dtype=dtype, device=device)
-        return _reduce(loss, reduction)
+        return _reduce(loss, reduction, "rays")
     if space != "metric":
         last_index = (first_index + counts - 1).clamp(0, n - 1)
         first = t0[safe_first]
         last = t1[last_index]
         n_ray = first if near_t is None else near_t.to(device, dtype).expand(num_rays)
         f_ray = last if far_t is None else far_t.to(device, dtype).expand(num_rays)
-        if not torch.compiler.is_compiling():
-            ok = bool((~has | (f_ray - n_ray > 0)).all())
-            if not ok:
-                raise ValueError("`far` must be greater than `near` on every ray")
+        if value_checks_enabled():
+            check_values(
+                [
+                    (
+                        (~has | (f_ray - n_ray > 0)).all(),
+                        lambda: "`far` must be greater than `near` on every ray",
+                    )
+                ]
+            )
         stacked = torch.stack([t0, t1], dim=-1)
         s = _to_space(stacked, space, n_ray[idx], f_ray[idx], first, last)
         t0, t1 = s[..., 0], s[..., 1]
@@ -401,12 +413,13 @@ def distortion_loss_packed(
     excl_wm = (prev_wm[positions] - prev_wm[start]).to(dtype)
     per_sample = 2.0 * w * (midpoints * excl_w - excl_wm) + w.square() * widths / 3.0
     loss = torch.zeros(num_rays, dtype=dtype, device=device).index_add(0, idx, per_sample)
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, "rays")
 
 
 # ---------------------------------------------------------------------- distortion (splat)
 
 
+@checked(same_dtype=False)
 def splat_distortion_loss(
     alpha: Float[Tensor, "*batch 1"],
     moment1: Float[Tensor, "*batch 1"],
@@ -433,20 +446,18 @@ def splat_distortion_loss(
     Returns:
         A scalar, or ``[..., 1]`` per-pixel losses for ``reduction="none"``.
     """
-    for name, value in (("alpha", alpha), ("moment1", moment1), ("moment2", moment2)):
-        require_tensor(name, value)
-        check_shape(name, value, (1,), batch=True)
-    for name, value in (("moment1", moment1), ("moment2", moment2)):
-        if value.shape != alpha.shape:
-            raise ValueError(
-                f"`{name}` must have the shape of `alpha` {format_shape(alpha.shape)}, "
-                f"got {format_shape(value.shape)}"
-            )
-    check_same_device([("alpha", alpha), ("moment1", moment1), ("moment2", moment2)])
-    _check_reduction(reduction)
+    check_reduction(reduction)
+    if value_checks_enabled():
+        check_values(
+            [
+                *finite_checks(alpha=alpha, moment1=moment1, moment2=moment2),
+                range_check("alpha", alpha, 0.0, 1.0, what="accumulated opacity"),
+                range_check("moment2", moment2, 0.0, None, what="sum of w z^2"),
+            ]
+        )
     dtype = _accumulation_dtype(
         torch.promote_types(torch.promote_types(alpha.dtype, moment1.dtype), moment2.dtype)
     )
     a, m1, m2 = alpha.to(dtype), moment1.to(dtype), moment2.to(dtype)
     loss = 2.0 * torch.clamp_min(a * m2 - m1.square(), 0.0)
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, "pixels")

@@ -6,13 +6,24 @@ CUDA tensors, and the library's own vectorised, memory-bounded torch rasterizer 
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from aware3d._validation import check_same_device, check_shape, format_shape, require_tensor
+from aware3d._validation import (
+    check_bool,
+    check_choice,
+    check_memory,
+    check_nonnegative_number,
+    check_shape,
+    check_values,
+    finite_checks,
+    format_shape,
+    require_tensor,
+    value_checks_enabled,
+)
 from aware3d.cameras import Cameras
 from aware3d.functional._splat_project import project
 from aware3d.functional._splat_raster import rasterize_tiles
@@ -23,6 +34,9 @@ from aware3d.gaussians import Gaussians
 #: (every pixel outside the footprint box would be skipped, ``alpha < 1/255``) with ~4x fewer
 #: fragment evaluations on CPU.
 TILE_SIZE = 4
+#: Bytes per pixel and channel that a call holds at its peak, relative to one output image: the
+#: tile-layout buffer, its un-tiled copy and the composited output (forward), their gradients.
+_IMAGE_COPIES = 3
 _BACKENDS = ("auto", "torch", "gsplat")
 _DEPTH_EPS = 1e-10
 
@@ -57,12 +71,12 @@ def _gsplat_loads() -> bool:
 def _validate(
     gaussians: object,
     cameras: object,
-    width: int,
-    height: int,
+    width: object,
+    height: object,
     backgrounds: object,
-    near_plane: float,
-    far_plane: float,
-    eps2d: float,
+    near_plane: object,
+    far_plane: object,
+    eps2d: object,
     depth_moments: object,
     backend: object,
 ) -> None:
@@ -79,33 +93,80 @@ def _validate(
     for name, value in (("width", width), ("height", height)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
-    if not (isinstance(near_plane, int | float) and math.isfinite(near_plane) and near_plane >= 0):
-        raise ValueError(f"`near_plane` must be a finite number >= 0, got {near_plane!r}")
-    if not (isinstance(far_plane, int | float) and far_plane > near_plane):
+    near = check_nonnegative_number("near_plane", near_plane)
+    if isinstance(far_plane, bool) or not isinstance(far_plane, int | float):
+        raise TypeError(f"`far_plane` must be a number, got {far_plane!r}")
+    if not far_plane > near:  # may be inf
+        raise ValueError(f"`far_plane` must be a number > near_plane = {near}, got {far_plane!r}")
+    check_nonnegative_number("eps2d", eps2d)
+    check_bool("depth_moments", depth_moments)
+    check_choice("backend", backend, _BACKENDS)
+    device = gaussians.device
+    if cameras.device != device:
         raise ValueError(
-            f"`far_plane` must be a number > near_plane = {near_plane}, got {far_plane!r}"
+            f"`cameras` is on {cameras.device} but `gaussians` is on {device}; move them to one "
+            "device"
         )
-    if not (isinstance(eps2d, int | float) and math.isfinite(eps2d) and eps2d >= 0):
-        raise ValueError(f"`eps2d` must be a finite number >= 0, got {eps2d!r}")
-    if not isinstance(depth_moments, bool):
-        raise ValueError(f"`depth_moments` must be a bool, got {depth_moments!r}")
-    if backend not in _BACKENDS:
-        raise ValueError(f"`backend` must be one of {_BACKENDS}, got {backend!r}")
-    check_same_device([("gaussians.means", gaussians.means), ("cameras", cameras.cam2world)])
     if backgrounds is not None:
         require_tensor("backgrounds", backgrounds)
         assert isinstance(backgrounds, Tensor)
         check_shape(
-            "backgrounds",
-            backgrounds,
-            (batch, cameras.shape[1], gaussians.features.shape[-1]),
+            "backgrounds", backgrounds, (batch, cameras.shape[1], gaussians.features.shape[-1])
         )
-        check_same_device([("gaussians.means", gaussians.means), ("backgrounds", backgrounds)])
-    if backend == "gsplat" and gaussians.means.device.type != "cuda":
+        if backgrounds.device != device:
+            raise ValueError(
+                f"`backgrounds` is on {backgrounds.device} but `gaussians` is on {device}"
+            )
+        if value_checks_enabled():
+            check_values(finite_checks(backgrounds=backgrounds))
+    if device.type == "meta":
         raise ValueError(
-            f'`backend="gsplat"` needs CUDA tensors, got tensors on {gaussians.means.device}; '
+            "`gaussians` are meta tensors: rasterize needs their values (which Gaussians touch "
+            "which pixels), so it cannot run on the meta device"
+        )
+    if backend == "gsplat" and device.type != "cuda":
+        raise ValueError(
+            f'`backend="gsplat"` needs CUDA tensors, got tensors on {device}; '
             'use backend="torch" (or "auto") on this device'
         )
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype rasterize computes and returns in: ``float64`` stays, anything else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _check_image_memory(
+    images: int, width: int, height: int, channels: int, dtype: torch.dtype, device: torch.device
+) -> None:
+    pixels = images * math.ceil(height / TILE_SIZE) * math.ceil(width / TILE_SIZE) * TILE_SIZE**2
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    needed = pixels * (_IMAGE_COPIES * channels * itemsize + 8)  # + float64 log-transmittance
+    check_memory(
+        f"rasterize of {images} images of {width}x{height} pixels with {channels} channels",
+        needed,
+        device,
+        hint="render fewer or smaller images per call",
+    )
+
+
+def _nan_poison(gaussians: Gaussians, viewmats: Tensor, Ks: Tensor) -> Tensor:
+    """``0`` per scene, or NaN if any of the scene's inputs is NaN or infinite, ``[B]``.
+
+    Non-finite Gaussians are culled by the projection, so without this a NaN in the inputs (with
+    value checks off) would give a blank, finite image; adding ``0 * sum(inputs)`` keeps it
+    visible, costs one reduction and leaves the gradients unchanged.
+    """
+    per_scene = (
+        gaussians.means.sum((1, 2))
+        + gaussians.quats.sum((1, 2))
+        + gaussians.scales.sum((1, 2))
+        + gaussians.opacities.sum(1)
+        + gaussians.features.sum((1, 2))
+        + viewmats.sum((1, 2, 3))
+        + Ks.sum((1, 2, 3))
+    )
+    return per_scene.detach() * 0.0
 
 
 def _render_torch(
@@ -214,7 +275,7 @@ def rasterize(
     far_plane: float = 1e10,
     eps2d: float = 0.3,
     depth_moments: bool = False,
-    backend: str = "auto",
+    backend: Literal["auto", "torch", "gsplat"] = "auto",
 ) -> SplatOutput:
     """Splats ``B`` scenes of Gaussians into each scene's ``C`` cameras.
 
@@ -248,6 +309,17 @@ def rasterize(
         backend: ``"gsplat"`` (CUDA tensors only), ``"torch"`` (any device), or ``"auto"``:
             gsplat for CUDA tensors when it loads, torch otherwise.
 
+    **Precision.** Both backends render in float32 at least: float16 and bfloat16 Gaussians are
+    rendered in float32 (half precision misplaces alpha by several percent), float64 stays
+    float64 on the torch backend (gsplat computes in float32 and casts back). ``torch.autocast``
+    is turned off inside. The outputs have the rendering dtype: float64 for float64 Gaussians,
+    float32 otherwise.
+
+    **NaN.** ``Gaussians``, ``Cameras`` and ``backgrounds`` are checked for NaN where they are
+    built or passed (unless value checks are off, see :func:`aware3d.value_checks`). With checks
+    off, a non-finite input turns its whole scene's outputs into NaN rather than being culled
+    into a blank image.
+
     Returns:
         ``SplatOutput(features [B, C, H, W, F], alpha [B, C, H, W, 1], depth [B, C, H, W, 1],
         moment1, moment2)``; ``depth = moment1 / alpha`` where ``alpha > 0``, else 0.
@@ -255,9 +327,11 @@ def rasterize(
 
     Raises:
         ValueError: for a camera batch that is not ``[B, C]``, a non-positive size, a background
-            of the wrong shape, bad planes or ``eps2d``, an unknown backend, or
-            ``backend="gsplat"`` with non-CUDA tensors.
-        TypeError: if ``gaussians`` or ``cameras`` has the wrong type.
+            of the wrong shape or with non-finite values, bad planes or ``eps2d``, an unknown
+            backend, ``backend="gsplat"`` with non-CUDA tensors, or meta tensors.
+        TypeError: for arguments of the wrong type.
+        MemoryError: if the images (or the torch backend's Gaussian-tile pairs) would need more
+            memory than the device has available; the message gives the estimate and the limit.
         RuntimeError: if ``backend="gsplat"`` and gsplat cannot build or load (use
             ``backend="torch"``).
     """
@@ -273,27 +347,39 @@ def rasterize(
         depth_moments,
         backend,
     )
-    dtype = gaussians.means.dtype
-    viewmats = cameras.viewmats().to(dtype)
-    Ks = cameras.Ks(width, height).to(dtype)
+    dtype = compute_dtype(gaussians.dtype)
+    device = gaussians.device
+    channels = gaussians.feature_dim + (3 if depth_moments else 2)
+    _check_image_memory(
+        gaussians.batch_size * cameras.shape[1], width, height, channels, dtype, device
+    )
     use_gsplat = backend == "gsplat" or (
-        backend == "auto" and gaussians.means.device.type == "cuda" and _gsplat_loads()
+        backend == "auto" and device.type == "cuda" and _gsplat_loads()
     )
     render = _render_gsplat if use_gsplat else _render_torch
-    features, alpha, moment1, moment2 = render(
-        gaussians,
-        viewmats,
-        Ks,
-        width,
-        height,
-        float(near_plane),
-        float(far_plane),
-        float(eps2d),
-        depth_moments,
-    )
-    depth = torch.where(alpha > 0, moment1 / alpha.clamp(min=_DEPTH_EPS), torch.zeros_like(alpha))
-    if backgrounds is not None:
-        features = features + (1.0 - alpha) * backgrounds[:, :, None, None, :].to(features.dtype)
+    with torch.autocast(device_type=device.type, enabled=False):
+        gaussians = gaussians if gaussians.dtype == dtype else gaussians.to(dtype)
+        viewmats = cameras.viewmats().to(dtype)
+        Ks = cameras.Ks(width, height).to(dtype)
+        features, alpha, moment1, moment2 = render(
+            gaussians,
+            viewmats,
+            Ks,
+            width,
+            height,
+            float(near_plane),  # pyright: ignore[reportArgumentType]
+            float(far_plane),  # pyright: ignore[reportArgumentType]
+            float(eps2d),  # pyright: ignore[reportArgumentType]
+            depth_moments,
+        )
+        poison = _nan_poison(gaussians, viewmats, Ks)[:, None, None, None, None]
+        features, alpha, moment1 = features + poison, alpha + poison, moment1 + poison
+        moment2 = None if moment2 is None else moment2 + poison
+        depth = torch.where(
+            alpha > 0, moment1 / alpha.clamp(min=_DEPTH_EPS), torch.zeros_like(alpha)
+        )
+        if backgrounds is not None:
+            features = features + (1.0 - alpha) * backgrounds[:, :, None, None, :].to(dtype)
     return SplatOutput(
         features,
         alpha,

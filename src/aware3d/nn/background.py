@@ -7,7 +7,19 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from aware3d._validation import check_positive_int, check_positive_number, check_shape
+from aware3d._validation import (
+    check_float_dtype,
+    check_module_device,
+    check_module_dtype,
+    check_nonnegative_int,
+    check_positive_int,
+    check_positive_number,
+    check_shape,
+    check_values,
+    checked,
+    finite_checks,
+    value_checks_enabled,
+)
 from aware3d.cameras import Cameras
 from aware3d.functional.encoding import fourier_feature_dim, fourier_features
 from aware3d.functional.sphere import ray_sphere_exit
@@ -51,6 +63,7 @@ class SphericalBackground(nn.Module):
         check_positive_int("feature_dim", feature_dim)
         check_positive_int("hidden", hidden)
         check_positive_int("num_layers", num_layers)
+        check_nonnegative_int("num_freqs", num_freqs)
         self.style_dim = style_dim
         self.feature_dim = feature_dim
         self.radius = check_positive_number("radius", radius)
@@ -67,7 +80,13 @@ class SphericalBackground(nn.Module):
         )
 
     def _check_w(self, w: Tensor) -> None:
+        if not isinstance(w, Tensor) or not w.is_floating_point():
+            raise TypeError(f"`w` must be a floating-point tensor [B, {self.style_dim}]")
         check_shape("w", w, ("B", self.style_dim))
+        check_module_dtype("w", w, self)
+        check_module_device("w", w, self)
+        if value_checks_enabled():
+            check_values(finite_checks(w=w))
 
     def _features_at(self, units: Tensor, w: Tensor) -> Tensor:
         x = fourier_features(units, self.num_freqs)
@@ -75,6 +94,7 @@ class SphericalBackground(nn.Module):
             x = layer(x, w)
         return self.output(x, w)
 
+    @checked
     def features_and_distance(
         self,
         origins: Float[Tensor, "B *rays 3"],
@@ -92,20 +112,17 @@ class SphericalBackground(nn.Module):
             ``(features [B, ..., F], t_bg [B, ...])``.
 
         Raises:
-            ValueError: for a camera on or outside the sphere or mismatched shapes.
+            ValueError: for mismatched shapes, a dtype or device other than the module's, and
+                (value checks) a camera on or outside the sphere or non-finite values.
         """
         self._check_w(w)
-        if origins.ndim < 2 or origins.shape[0] != w.shape[0]:
-            raise ValueError(
-                f"`origins` must have shape [B, ..., 3] with B = {w.shape[0]} (from `w`), "
-                f"got {list(origins.shape)}"
-            )
         t_bg = ray_sphere_exit(origins, dirs, self.radius)
         points = origins + t_bg[..., None] * dirs
         # |p| = R up to round-off; normalising makes the input exactly a unit direction
         units = points / torch.linalg.vector_norm(points, dim=-1, keepdim=True)
         return self._features_at(units, w), t_bg
 
+    @checked
     def forward(
         self,
         origins: Float[Tensor, "B *rays 3"],
@@ -125,7 +142,11 @@ class SphericalBackground(nn.Module):
         return self.features_and_distance(origins, dirs, w)[0]
 
     def _check_cameras(self, cameras: Cameras, w: Tensor) -> None:
+        if not isinstance(cameras, Cameras):
+            raise TypeError(f"`cameras` must be Cameras, got {type(cameras).__name__}")
         self._check_w(w)
+        if cameras.dtype != w.dtype:
+            raise ValueError(f"`cameras` have dtype {cameras.dtype} but `w` has {w.dtype}")
         if len(cameras.shape) != 2 or cameras.shape[0] != w.shape[0]:
             raise ValueError(
                 f"`cameras` must have shape [B, C] with B = {w.shape[0]} (from `w`), "
@@ -174,6 +195,8 @@ class SphericalBackground(nn.Module):
 
     def render_depth(self, cameras: Cameras, width: int, height: int) -> Float[Tensor, "*batch 1"]:
         """Camera-space depth ``z`` of the sphere behind every pixel, ``[..., C, H, W, 1]``."""
+        if not isinstance(cameras, Cameras):
+            raise TypeError(f"`cameras` must be Cameras, got {type(cameras).__name__}")
         rays = cameras.pixel_rays(width, height)
         t_bg = ray_sphere_exit(rays.origins, rays.directions, self.radius)
         forward_axis = cameras.cam2world[..., None, None, :3, 2]
@@ -197,6 +220,7 @@ class SphericalBackground(nn.Module):
         """
         check_positive_int("height", height)
         check_positive_int("width", width)
+        check_float_dtype("dtype", dtype)
         kwargs = {"dtype": torch.float64, "device": device}
         lon = 2 * math.pi * (torch.arange(width, **kwargs) + 0.5) / width - math.pi
         lat = math.pi / 2 - math.pi * (torch.arange(height, **kwargs) + 0.5) / height
@@ -221,6 +245,8 @@ class SphericalBackground(nn.Module):
             ``[B, H, W, F]`` features; see :meth:`panorama_directions` for the layout.
         """
         self._check_w(w)
+        check_positive_int("height", height)
+        check_positive_int("width", width)
         dirs = self.panorama_directions(height, width, dtype=w.dtype, device=w.device)
         units = dirs.expand(w.shape[0], height, width, 3)
         return self._features_at(units, w)

@@ -1,6 +1,6 @@
 """GSGAN's coarse-to-fine Gaussian decoder: style codes ``ws`` -> a hierarchy of 3D Gaussians.
 
-Structure (DESIGN.md, "Hierarchy (GSGAN)"):
+Structure (GSGAN's generator):
 
 * **Root.** A fixed node, the foreground box: centre at the origin, sigma ``box_half_extent`` on
   every axis, identity rotation, opacity logit 0, zero features. Every level-0 node is its child,
@@ -39,10 +39,18 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from aware3d._validation import (
+    check_bool,
+    check_memory,
+    check_module_device,
+    check_module_dtype,
+    check_nonnegative_int,
+    check_number,
     check_positive_int,
     check_positive_number,
     check_shape,
-    require_tensor,
+    check_values,
+    finite_checks,
+    value_checks_enabled,
 )
 from aware3d.cameras import FFHQ_FOCAL, FFHQ_RADIUS
 from aware3d.functional.hierarchy import (
@@ -71,56 +79,25 @@ __all__ = [
 
 #: Raw channels of one node before the features: dmu (3), ds (3), dq (4), do (1).
 _GEOMETRY_CHANNELS = 11
+#: Activations a forward pass keeps per token and channel of width, per transformer block
+#: (normalisations, q/k/v, attention output, the MLP at ``mlp_ratio`` 2, residuals), for the
+#: memory estimate; measured peaks stay below it.
+_FLOATS_PER_BLOCK_CHANNEL = 16
 
 
 def _softplus_inverse(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
 
-class HierarchicalGaussianDecoder(nn.Module):
-    """Style codes ``ws`` -> hierarchical 3D Gaussians, coarse to fine (GSGAN's generator).
+class _TokenDecoder(nn.Module):
+    """The token network shared by the hierarchical and the flat decoder (see the subclasses).
 
-    Level ``l`` has ``num_initial * children**l`` rendered Gaussians; node ``j`` of level ``l``
-    descends from anchor ``j // children`` of level ``l - 1``. The output concatenates all levels
-    (level 0 first) and carries ``levels``.
-
-    Args:
-        w_dim: ``D``, width of the style codes.
-        num_levels: ``L``, the number of levels.
-        num_initial: ``N0``, tokens (and Gaussians) at level 0 (GSGAN: 256).
-        children: ``K``, children per node (GSGAN: 4).
-        widths: token width per level (``L`` entries); default halves from 256 per level, >= 32.
-        feature_dim: ``F``, feature channels per Gaussian (3 for RGB).
-        rho: scale shrink per level while a parent is larger than a pixel.
-        resolution: image resolution used for the pixel-size threshold ``tau``.
-        depths: transformer blocks per level (``L`` entries); default 2 at level 0, 1 after.
-        head_dim: channels per attention head.
-        mlp_ratio: hidden width of the block MLPs relative to the token width.
-        attention_window: tokens per attention window at levels > 0, a power of ``children``
-            (the descendants of one ancestor that many levels up); default ``children**2``.
-        box_half_extent: sigma ``e`` of the root node: level 0 lies in ``[-e, e]^3`` (EG3D's
-            FFHQ box is ``[-0.5, 0.5]^3``; the FFHQ camera sees about +-0.32 at the centre).
-        focal: normalised focal length of the camera model for ``tau``.
-        camera_distance: distance of the camera model from the scene centre for ``tau``.
-        pixel_size: ``tau`` itself, overriding ``resolution``, ``focal``, ``camera_distance``.
-        min_log_scale: floor of every log-scale.
-        initial_radius: level-0 Gaussians start spread uniformly in a ball of this radius
-            (default ``0.7 * box_half_extent``), with sigma about half their spacing.
-        view_dependent_features: add a camera-direction term to the features (costs 3D
-            consistency; off by default). ``forward`` then needs ``camera_centers``.
-        knn: if > 0, each level > 0 starts with a neighbour-attention block: the children of a
-            parent attend to the children of its ``knn`` nearest parents (by position: anchors,
-            or the previous level's Gaussians for the flat decoder). The exact neighbour search
-            costs ``O(N^2)`` work per level (chunked, ``O(N)`` memory); off by default.
-
-    Attributes:
-        num_ws: the number of style vectors ``forward`` takes.
-        num_gaussians: ``N``, rendered Gaussians per scene.
-        level_sizes: ``[N0, N0 K, ...]``.
-        pixel_size: ``tau``.
+    Level ``l`` has ``num_initial * children**l`` rendered Gaussians. The output concatenates all
+    levels (level 0 first) and carries ``levels``. Subclasses decide whose child each Gaussian
+    is: :meth:`_gaussian_parent`, :meth:`_next_anchor`, :meth:`_neighbour_source`,
+    :meth:`_parent_index`. The arguments are documented on :class:`HierarchicalGaussianDecoder`.
     """
 
-    _hierarchical = True
     initial_position_raw: Tensor
     child_position_raw: Tensor
     gaussian_levels: Tensor
@@ -160,18 +137,16 @@ class HierarchicalGaussianDecoder(nn.Module):
             raise ValueError(f"`rho` must be >= 1, got {rho!r}")
         self.resolution = check_positive_int("resolution", resolution)
         self.box_half_extent = check_positive_number("box_half_extent", box_half_extent)
-        self.min_log_scale = float(min_log_scale)
-        if not math.isfinite(self.min_log_scale):
-            raise ValueError(f"`min_log_scale` must be finite, got {min_log_scale!r}")
+        self.min_log_scale = check_number("min_log_scale", min_log_scale)
         if pixel_size is None:
             focal = check_positive_number("focal", focal)
             camera_distance = check_positive_number("camera_distance", camera_distance)
             pixel_size = camera_distance / (focal * resolution)
         self.pixel_size = check_positive_number("pixel_size", pixel_size)
-        self.view_dependent_features = bool(view_dependent_features)
-        if isinstance(knn, bool) or not isinstance(knn, int) or knn < 0:
-            raise ValueError(f"`knn` must be an integer >= 0, got {knn!r}")
-        self.knn = knn
+        self.view_dependent_features = check_bool(
+            "view_dependent_features", view_dependent_features
+        )
+        self.knn = check_nonnegative_int("knn", knn)
 
         if widths is None:
             widths = [max(32, 256 // 2**level) for level in range(num_levels)]
@@ -184,12 +159,12 @@ class HierarchicalGaussianDecoder(nn.Module):
         for level, width in enumerate(widths):
             check_positive_int(f"widths[{level}]", width)
         for level, depth in enumerate(depths):
-            if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-                raise ValueError(f"`depths[{level}]` must be an integer >= 0, got {depth!r}")
+            check_nonnegative_int(f"depths[{level}]", depth)
         check_positive_int("head_dim", head_dim)
         check_positive_int("mlp_ratio", mlp_ratio)
         if attention_window is None:
             attention_window = children**2
+        check_positive_int("attention_window", attention_window)
         window_power = round(math.log(attention_window, children)) if children > 1 else 0
         if children > 1 and children**window_power != attention_window:
             raise ValueError(
@@ -205,6 +180,12 @@ class HierarchicalGaussianDecoder(nn.Module):
             for level, size in enumerate(self.level_sizes)
         )
         self.num_ws = sum(depths) + num_levels + (num_levels - 1 if knn else 0)
+        check_memory(
+            f"a decoder of {self.num_gaussians:,} Gaussians (one scene's forward pass)",
+            self.activation_bytes(1, torch.float32),
+            torch.device("cpu"),
+            hint="use fewer levels, fewer initial tokens or fewer children",
+        )
         levels = torch.repeat_interleave(torch.arange(num_levels), torch.tensor(self.level_sizes))
         self.register_buffer("gaussian_levels", levels, persistent=False)
 
@@ -270,13 +251,27 @@ class HierarchicalGaussianDecoder(nn.Module):
     def _shrinks(self, sigma: float) -> bool:
         return math.log(sigma) > math.log(self.pixel_size)
 
+    def activation_bytes(self, batch: int, dtype: torch.dtype) -> int:
+        """An upper estimate of the memory one forward pass of ``batch`` scenes keeps for backward.
+
+        Per level: every token's activations in each transformer block, the heads' raw outputs
+        and the nodes (anchors and Gaussians) of that level.
+        """
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        raw_dim = _GEOMETRY_CHANNELS + self.feature_dim
+        floats = sum(
+            size * (self.widths[level] * (_FLOATS_PER_BLOCK_CHANNEL * (self.depths[level] + 1))
+                    + 8 * raw_dim)
+            for level, size in enumerate(self.level_sizes)
+        )  # fmt: skip
+        return batch * floats * itemsize
+
     def extra_repr(self) -> str:
         """Summary shown by ``repr``."""
         return (
             f"w_dim={self.w_dim}, num_levels={self.num_levels}, num_initial={self.num_initial}, "
             f"children={self.children_count}, num_gaussians={self.num_gaussians}, "
-            f"num_ws={self.num_ws}, pixel_size={self.pixel_size:.4g}, knn={self.knn}, "
-            f"hierarchical={self._hierarchical}"
+            f"num_ws={self.num_ws}, pixel_size={self.pixel_size:.4g}, knn={self.knn}"
         )
 
     def root(self, batch: int, dtype: torch.dtype, device: torch.device) -> HierarchyNodes:
@@ -292,16 +287,30 @@ class HierarchicalGaussianDecoder(nn.Module):
         )
 
     def _check_ws(self, ws: Tensor, camera_centers: Tensor | None) -> None:
-        require_tensor("ws", ws)
+        if not isinstance(ws, Tensor) or not ws.is_floating_point():
+            raise TypeError(
+                f"`ws` must be a floating-point tensor [B, {self.num_ws}, {self.w_dim}]"
+            )
         check_shape("ws", ws, ("B", self.num_ws, self.w_dim))
         if ws.shape[0] == 0:
             raise ValueError("`ws` must hold at least one scene (B >= 1)")
+        check_module_dtype("ws", ws, self)
+        check_module_device("ws", ws, self)
+        check_memory(
+            f"decoding {ws.shape[0]} scenes of {self.num_gaussians:,} Gaussians",
+            self.activation_bytes(ws.shape[0], ws.dtype),
+            ws.device,
+            hint="decode fewer scenes per call",
+        )
+        if value_checks_enabled():
+            check_values(finite_checks(ws=ws, camera_centers=camera_centers))
         if self.view_dependent_features:
             if camera_centers is None:
                 raise ValueError(
                     "`camera_centers` [B, 3] is required with view_dependent_features=True"
                 )
-            require_tensor("camera_centers", camera_centers)
+            if not isinstance(camera_centers, Tensor) or camera_centers.dtype != ws.dtype:
+                raise TypeError(f"`camera_centers` must be a tensor of dtype {ws.dtype}")
             check_shape("camera_centers", camera_centers, (ws.shape[0], 3))
         elif camera_centers is not None:
             raise ValueError("`camera_centers` is only used with view_dependent_features=True")
@@ -344,8 +353,8 @@ class HierarchicalGaussianDecoder(nn.Module):
         self._check_ws(ws, camera_centers)
         batch = ws.shape[0]
         root = self.root(batch, ws.dtype, ws.device)
-        tokens = self.tokens.to(ws.dtype)[None].expand(batch, -1, -1)
-        parent = root
+        tokens = self.tokens[None].expand(batch, -1, -1)
+        anchor = root  # the parents of the next level's anchors
         style = 0
         nodes: list[HierarchyNodes] = []
         anchors: list[HierarchyNodes] = []
@@ -355,7 +364,7 @@ class HierarchicalGaussianDecoder(nn.Module):
             if level > 0:
                 tokens = self.upsamplers[level - 1](tokens)
                 if self.neighbour_blocks is not None:
-                    where = (parent if self._hierarchical else nodes[-1]).position
+                    where = self._neighbour_source(anchor, nodes[-1]).position
                     neighbours = knn_indices(where, min(self.knn, where.shape[1]))
                     block = self.neighbour_blocks[level - 1]
                     tokens = block(tokens, ws[:, style], neighbours)
@@ -369,7 +378,7 @@ class HierarchicalGaussianDecoder(nn.Module):
             raw_anchor, raw_gaussian = self._split_raw(raw)
             raw_anchor = raw_anchor._replace(position=raw_anchor.position + offset)
             raw_gaussian = raw_gaussian._replace(position=raw_gaussian.position + offset)
-            gaussian_parent = parent if self._hierarchical else root
+            gaussian_parent = self._gaussian_parent(anchor, root)
             if self.view_heads is not None:
                 assert camera_centers is not None
                 k = count // gaussian_parent.num_nodes
@@ -380,14 +389,12 @@ class HierarchicalGaussianDecoder(nn.Module):
                 ).clamp_min(1e-6)
                 view_term = self.view_heads[level](torch.cat([tokens, direction], dim=-1))
                 raw_gaussian = raw_gaussian._replace(features=raw_gaussian.features + view_term)
-            args = (self.rho, self.pixel_size, self.min_log_scale)
-            nodes.append(_densify(gaussian_parent, raw_gaussian, *args, parent_is_unit=True))
-            if self._hierarchical:
-                parent = _densify(parent, raw_anchor, *args, parent_is_unit=True)
-                anchors.append(parent)
-            index = torch.arange(count, device=ws.device)
-            hierarchical_child = self._hierarchical and level > 0
-            parents.append(index // self.children_count if hierarchical_child else index * 0)
+            nodes.append(self._densify(gaussian_parent, raw_gaussian))
+            next_anchor = self._next_anchor(anchor, raw_anchor)
+            if next_anchor is not None:
+                anchor = next_anchor
+                anchors.append(anchor)
+            parents.append(self._parent_index(level, count, ws.device))
         levels = self.gaussian_levels.to(ws.device).clone()
         merged = HierarchyNodes(
             *(torch.cat([getattr(n, f) for n in nodes], dim=1) for f in HierarchyNodes._fields)
@@ -399,6 +406,27 @@ class HierarchicalGaussianDecoder(nn.Module):
             parents=tuple(parents),
             root=root,
         )
+
+    def _densify(self, parent: HierarchyNodes, raw: HierarchyNodes) -> HierarchyNodes:
+        return _densify(
+            parent, raw, self.rho, self.pixel_size, self.min_log_scale, parent_is_unit=True
+        )
+
+    def _gaussian_parent(self, anchor: HierarchyNodes, root: HierarchyNodes) -> HierarchyNodes:
+        """The parent of this level's rendered Gaussians."""
+        raise NotImplementedError
+
+    def _next_anchor(self, anchor: HierarchyNodes, raw: HierarchyNodes) -> HierarchyNodes | None:
+        """This level's anchors (the next level's parents), or ``None`` without anchors."""
+        raise NotImplementedError
+
+    def _neighbour_source(self, anchor: HierarchyNodes, previous: HierarchyNodes) -> HierarchyNodes:
+        """Whose positions define the nearest neighbours of this level's parents."""
+        raise NotImplementedError
+
+    def _parent_index(self, level: int, count: int, device: torch.device) -> Tensor:
+        """``[count]`` index of every node's parent (see ``GaussianHierarchy.parents``)."""
+        raise NotImplementedError
 
     def forward(
         self,
@@ -416,23 +444,97 @@ class HierarchicalGaussianDecoder(nn.Module):
             concatenated (level 0 first) and ``levels`` set.
 
         Raises:
-            ValueError: if ``ws`` is not ``[B, num_ws, w_dim]``.
+            ValueError: if ``ws`` is not ``[B, num_ws, w_dim]`` with ``B >= 1``, has another
+                dtype or device than the decoder, or (value checks) holds NaN or infinity.
+            MemoryError: if decoding ``B`` scenes would need more memory than is available.
         """
         return self.forward_hierarchy(ws, camera_centers).gaussians
 
 
-class FlatGaussianDecoder(HierarchicalGaussianDecoder):
+class HierarchicalGaussianDecoder(_TokenDecoder):
+    """Style codes ``ws`` -> hierarchical 3D Gaussians, coarse to fine (GSGAN's generator).
+
+    Level ``l`` has ``num_initial * children**l`` rendered Gaussians; node ``j`` of level ``l``
+    descends from anchor ``j // children`` of level ``l - 1`` (level 0 from the root box). The
+    output concatenates all levels (level 0 first) and carries ``levels``.
+
+    Args:
+        w_dim: ``D``, width of the style codes.
+        num_levels: ``L``, the number of levels.
+        num_initial: ``N0``, tokens (and Gaussians) at level 0 (GSGAN: 256).
+        children: ``K``, children per node (GSGAN: 4).
+        widths: token width per level (``L`` entries); default halves from 256 per level, >= 32.
+        feature_dim: ``F``, feature channels per Gaussian (3 for RGB).
+        rho: scale shrink per level while a parent is larger than a pixel.
+        resolution: image resolution used for the pixel-size threshold ``tau``.
+        depths: transformer blocks per level (``L`` entries); default 2 at level 0, 1 after.
+        head_dim: channels per attention head.
+        mlp_ratio: hidden width of the block MLPs relative to the token width.
+        attention_window: tokens per attention window at levels > 0, a power of ``children``
+            (the descendants of one ancestor that many levels up); default ``children**2``.
+        box_half_extent: sigma ``e`` of the root node: level 0 lies in ``[-e, e]^3`` (EG3D's
+            FFHQ box is ``[-0.5, 0.5]^3``; the FFHQ camera sees about +-0.32 at the centre).
+        focal: normalised focal length of the camera model for ``tau``.
+        camera_distance: distance of the camera model from the scene centre for ``tau``.
+        pixel_size: ``tau`` itself, overriding ``resolution``, ``focal``, ``camera_distance``.
+        min_log_scale: floor of every log-scale.
+        initial_radius: level-0 Gaussians start spread uniformly in a ball of this radius
+            (default ``0.7 * box_half_extent``), with sigma about half their spacing.
+        view_dependent_features: add a camera-direction term to the features (costs 3D
+            consistency; off by default). ``forward`` then needs ``camera_centers``.
+        knn: if > 0, each level > 0 starts with a neighbour-attention block: the children of a
+            parent attend to the children of its ``knn`` nearest parents (by anchor position).
+            The exact neighbour search costs ``O(N^2)`` work per level (chunked, ``O(N)``
+            memory); off by default.
+
+    Attributes:
+        num_ws: the number of style vectors ``forward`` takes.
+        num_gaussians: ``N``, rendered Gaussians per scene.
+        level_sizes: ``[N0, N0 K, ...]``.
+        pixel_size: ``tau``.
+
+    Raises:
+        ValueError: for invalid arguments.
+        MemoryError: if one scene's forward pass would need more memory than is available.
+    """
+
+    def _gaussian_parent(self, anchor: HierarchyNodes, root: HierarchyNodes) -> HierarchyNodes:
+        return anchor
+
+    def _next_anchor(self, anchor: HierarchyNodes, raw: HierarchyNodes) -> HierarchyNodes:
+        return self._densify(anchor, raw)
+
+    def _neighbour_source(self, anchor: HierarchyNodes, previous: HierarchyNodes) -> HierarchyNodes:
+        return anchor
+
+    def _parent_index(self, level: int, count: int, device: torch.device) -> Tensor:
+        index = torch.arange(count, device=device)
+        return index // self.children_count if level > 0 else index * 0
+
+
+class FlatGaussianDecoder(_TokenDecoder):
     """The same network and Gaussian budget without the parent parameterisation (GSGAN's ablation).
 
     Every Gaussian is a child of the root box only: ``mu = e tanh(dmu)``,
     ``s = max(log(e / rho) - softplus(-ds), min_log_scale)`` (``e`` the box half extent), rotation,
-    opacity and features free. There are no anchors; ``parents`` are all 0 (the root). GSGAN
-    reports FID 95.97 for this naive form vs 6.59 with the hierarchy on FFHQ-256.
+    opacity and features free. There are no anchors; ``parents`` are all 0 (the root); with
+    ``knn`` the neighbours are those of the previous level's Gaussians. GSGAN reports FID 95.97
+    for this naive form vs 6.59 with the hierarchy on FFHQ-256.
 
     Takes the same arguments as :class:`HierarchicalGaussianDecoder`.
     """
 
-    _hierarchical = False
+    def _gaussian_parent(self, anchor: HierarchyNodes, root: HierarchyNodes) -> HierarchyNodes:
+        return root
+
+    def _next_anchor(self, anchor: HierarchyNodes, raw: HierarchyNodes) -> None:
+        return None
+
+    def _neighbour_source(self, anchor: HierarchyNodes, previous: HierarchyNodes) -> HierarchyNodes:
+        return previous
+
+    def _parent_index(self, level: int, count: int, device: torch.device) -> Tensor:
+        return torch.zeros(count, dtype=torch.int64, device=device)
 
 
 def gsgan_256(w_dim: int = 512, **overrides: object) -> HierarchicalGaussianDecoder:

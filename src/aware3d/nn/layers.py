@@ -7,7 +7,16 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from aware3d._validation import check_positive_int, check_positive_number, check_shape
+from aware3d._validation import (
+    check_bool,
+    check_module_device,
+    check_module_dtype,
+    check_number,
+    check_positive_int,
+    check_positive_number,
+    check_shape,
+    checked,
+)
 
 #: Negative slope and gain of StyleGAN2's leaky ReLU.
 LEAKY_SLOPE = 0.2
@@ -48,6 +57,9 @@ class EqualizedLinear(nn.Module):
         check_positive_int("in_features", in_features)
         check_positive_int("out_features", out_features)
         check_positive_number("lr_multiplier", lr_multiplier)
+        check_number("bias_init", bias_init)
+        check_bool("bias", bias)
+        check_bool("leaky_relu", leaky_relu)
         self.in_features = in_features
         self.out_features = out_features
         self.lr_multiplier = lr_multiplier
@@ -60,10 +72,19 @@ class EqualizedLinear(nn.Module):
         )
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
 
+    @checked
     def forward(
         self, x: Float[Tensor, "*batch in_features"]
     ) -> Float[Tensor, "*batch out_features"]:
-        """Applies the layer to the last dimension of ``x``."""
+        """Applies the layer to the last dimension of ``x``.
+
+        Raises:
+            ValueError: if ``x``'s last dimension is not ``in_features`` or its dtype or device
+                differs from the layer's.
+        """
+        check_shape("x", x, (self.in_features,), batch=True)
+        check_module_dtype("x", x, self)
+        check_module_device("x", x, self)
         bias = None if self.bias is None else self.bias * self.lr_multiplier
         y = F.linear(x, self.weight * self.weight_gain, bias)
         return _leaky_relu(y) if self.leaky_relu else y
@@ -105,6 +126,8 @@ class ModulatedLinear(nn.Module):
         check_positive_int("in_features", in_features)
         check_positive_int("out_features", out_features)
         check_positive_int("style_dim", style_dim)
+        check_bool("demodulate", demodulate)
+        check_bool("leaky_relu", leaky_relu)
         self.in_features = in_features
         self.out_features = out_features
         self.style_dim = style_dim
@@ -115,6 +138,7 @@ class ModulatedLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_features))
         self.weight_gain = 1.0 / math.sqrt(in_features)
 
+    @checked
     def forward(
         self, x: Float[Tensor, "B *points in_features"], w: Float[Tensor, "B style_dim"]
     ) -> Float[Tensor, "B *points out_features"]:
@@ -125,21 +149,22 @@ class ModulatedLinear(nn.Module):
             w: style codes ``[B, style_dim]``.
 
         Returns:
-            ``[B, ..., out_features]``.
+            ``[B, ..., out_features]`` (empty for ``B = 0``).
+
+        Raises:
+            ValueError: for mismatched shapes, or a dtype or device other than the layer's.
         """
-        check_shape("w", w, ("B", self.style_dim))
-        if x.ndim < 2 or x.shape[0] != w.shape[0] or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"`x` must have shape [{w.shape[0]}, ..., {self.in_features}] to match `w`, "
-                f"got {list(x.shape)}"
-            )
+        check_shape("x", x, (self.in_features,), batch=True)
+        check_shape("w", w, (x.shape[0], self.style_dim))
+        check_module_dtype("x", x, self)
+        check_module_device("x", x, self)
         styles = self.affine(w)
         weight = self.weight * self.weight_gain
-        view = (styles.shape[0],) + (1,) * (x.ndim - 2) + (-1,)
+        view = (styles.shape[0],) + (1,) * (x.ndim - 2) + (styles.shape[-1],)
         y = F.linear(x * styles.reshape(view), weight)
         if self.demodulate:
             demod = torch.rsqrt(styles.square() @ weight.square().T + 1e-8)
-            y = y * demod.reshape(view)
+            y = y * demod.reshape(*view[:-1], self.out_features)
         y = y + self.bias
         return _leaky_relu(y) if self.leaky_relu else y
 

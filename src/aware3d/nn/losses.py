@@ -7,8 +7,8 @@ from torch import Tensor, nn
 from aware3d.functional.losses import (
     Reduction,
     Space,
-    _check_reduction,
-    _check_space,
+    check_reduction,
+    check_space,
     distortion_loss,
     distortion_loss_packed,
     separation_loss,
@@ -27,7 +27,7 @@ class SeparationLoss(nn.Module):
 
     def __init__(self, reduction: Reduction = "mean") -> None:
         super().__init__()
-        _check_reduction(reduction)
+        check_reduction(reduction)
         self.reduction: Reduction = reduction
 
     def forward(self, bg_transmittance: Any) -> Tensor:
@@ -51,8 +51,9 @@ class DistortionLoss(nn.Module):
       ``t_edges[:, 0]``/``t_edges[:, 1]`` the start/end of each sample's bin,
       :func:`distortion_loss_packed`;
     * ``loss(splat_output)`` or ``loss.splat(alpha, moment1, moment2)``: the splat form
-      :func:`splat_distortion_loss` from rendered depth moments (``space`` does not apply: it is
-      metric camera depth).
+      :func:`splat_distortion_loss` from rendered depth moments. It measures metric camera depth,
+      so it needs ``space="metric"`` (a module built with another space refuses splat input
+      rather than ignore the space).
 
     Args:
         space: ``"metric"``, ``"linear"`` or ``"inverse"`` (volumetric forms).
@@ -69,8 +70,8 @@ class DistortionLoss(nn.Module):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        _check_space(space, near, far)
-        _check_reduction(reduction)
+        check_space(space, near, far)
+        check_reduction(reduction)
         self.space: Space = space
         self.near = near
         self.far = far
@@ -82,7 +83,16 @@ class DistortionLoss(nn.Module):
         """Splat form from ``(alpha, moment1, moment2)`` tensors ``[..., 1]`` or a splat output.
 
         A splat output must have been rendered with ``depth_moments=True``.
+
+        Raises:
+            ValueError: if the module's ``space`` is not ``"metric"`` (the splat form measures
+                metric camera depth) or the depth moments are missing.
         """
+        if self.space != "metric":
+            raise ValueError(
+                f"the splat distortion loss measures metric camera depth, but this DistortionLoss "
+                f'has space={self.space!r}; use DistortionLoss(space="metric") for splat outputs'
+            )
         if not isinstance(alpha, Tensor):
             output = alpha
             alpha = output.alpha

@@ -4,7 +4,20 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from aware3d._validation import check_positive_int, check_shape, require_tensor
+from aware3d._validation import (
+    check_bool,
+    check_module_device,
+    check_module_dtype,
+    check_nonnegative_int,
+    check_number,
+    check_positive_int,
+    check_positive_number,
+    check_shape,
+    check_values,
+    checked,
+    finite_checks,
+    value_checks_enabled,
+)
 from aware3d.nn.layers import EqualizedLinear
 
 __all__ = ["MappingNetwork"]
@@ -25,7 +38,9 @@ class MappingNetwork(nn.Module):
     **Tracked average.** ``w_avg`` (a buffer) is the running mean of ``w`` used for truncation.
     As in StyleGAN2, a forward pass in training mode updates it,
     ``w_avg <- lerp(mean_batch(w), w_avg, w_avg_beta)``; this is the one deliberate side effect of
-    ``forward`` (``update_w_avg=False`` turns it off, ``True`` forces it in eval mode).
+    ``forward`` (``update_w_avg=False`` turns it off, ``True`` forces it in eval mode). An empty
+    batch, or one whose mean is not finite, leaves ``w_avg`` unchanged (without a host
+    synchronisation), so one bad batch cannot poison it for good.
 
     **Truncation.** ``ws[:, :cutoff] = lerp(w_avg, ws[:, :cutoff], psi)``; ``psi = 1`` (default)
     leaves ``ws`` unchanged, ``cutoff = None`` truncates every style vector.
@@ -64,7 +79,8 @@ class MappingNetwork(nn.Module):
         self.c_dim = c_dim
         self.num_layers = check_positive_int("num_layers", num_layers)
         hidden_dim = w_dim if hidden_dim is None else check_positive_int("hidden_dim", hidden_dim)
-        if not 0.0 <= float(w_avg_beta) <= 1.0:
+        check_positive_number("lr_multiplier", lr_multiplier)
+        if not 0.0 <= check_number("w_avg_beta", w_avg_beta) <= 1.0:
             raise ValueError(f"`w_avg_beta` must lie in [0, 1], got {w_avg_beta!r}")
         self.w_avg_beta = float(w_avg_beta)
         self.embed = EqualizedLinear(c_dim, w_dim) if c_dim > 0 else None
@@ -82,6 +98,7 @@ class MappingNetwork(nn.Module):
             f"num_layers={self.num_layers}, w_avg_beta={self.w_avg_beta}"
         )
 
+    @checked
     def forward(
         self,
         z: Float[Tensor, "B Z"],
@@ -104,31 +121,38 @@ class MappingNetwork(nn.Module):
             ``ws`` ``[B, num_ws, w_dim]``.
 
         Raises:
-            ValueError: for misshapen ``z`` or ``c``, a missing or unexpected ``c``, or an invalid
-                ``cutoff``.
+            ValueError: for misshapen ``z`` or ``c``, a missing or unexpected ``c``, a dtype or
+                device other than the network's, an invalid ``psi`` or ``cutoff``, and (value
+                checks) non-finite ``z`` or ``c``.
+            TypeError: for non-floating inputs.
         """
-        require_tensor("z", z)
         check_shape("z", z, ("B", self.z_dim))
-        x = _normalize_2nd_moment(z)
+        check_module_dtype("z", z, self)
+        check_module_device("z", z, self)
+        psi = check_number("psi", psi)
+        if cutoff is not None:
+            check_nonnegative_int("cutoff", cutoff)
+        if update_w_avg is not None:
+            check_bool("update_w_avg", update_w_avg)
+        if self.embed is None and c is not None:
+            raise ValueError("`c` was given but this mapping network has c_dim = 0")
         if self.embed is not None:
             if c is None:
                 raise ValueError(f"`c` [B, {self.c_dim}] is required (c_dim = {self.c_dim})")
-            require_tensor("c", c)
             check_shape("c", c, (z.shape[0], self.c_dim))
-            x = torch.cat([x, _normalize_2nd_moment(self.embed(c.to(z.dtype)))], dim=-1)
-        elif c is not None:
-            raise ValueError("`c` was given but this mapping network has c_dim = 0")
-        if cutoff is not None and (
-            isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0
-        ):
-            raise ValueError(f"`cutoff` must be None or an integer >= 0, got {cutoff!r}")
+        if value_checks_enabled():
+            check_values(finite_checks(z=z, c=c))
+        x = _normalize_2nd_moment(z)
+        if self.embed is not None:
+            assert c is not None
+            x = torch.cat([x, _normalize_2nd_moment(self.embed(c))], dim=-1)
         for layer in self.layers:
             x = layer(x)
-        if self.training if update_w_avg is None else update_w_avg:
+        if (self.training if update_w_avg is None else update_w_avg) and x.shape[0] > 0:
             with torch.no_grad():
-                self.w_avg.copy_(
-                    x.detach().mean(dim=0).to(self.w_avg.dtype).lerp(self.w_avg, self.w_avg_beta)
-                )
+                batch_mean = x.detach().mean(dim=0).to(self.w_avg.dtype)
+                updated = batch_mean.lerp(self.w_avg, self.w_avg_beta)
+                self.w_avg.copy_(torch.where(torch.isfinite(batch_mean).all(), updated, self.w_avg))
         ws = x[:, None].expand(-1, self.num_ws, -1)
         if psi != 1:
             w_avg = self.w_avg.to(ws.dtype)

@@ -8,7 +8,17 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from aware3d._validation import check_positive_int, check_shape
+from aware3d._validation import (
+    check_bool,
+    check_module_device,
+    check_module_dtype,
+    check_positive_int,
+    check_shape,
+    check_values,
+    checked,
+    finite_checks,
+    value_checks_enabled,
+)
 from aware3d.nn.layers import LEAKY_GAIN, LEAKY_SLOPE, EqualizedLinear
 
 
@@ -35,6 +45,16 @@ class EqualizedConv2d(nn.Module):
         downsample: bool = False,
     ) -> None:
         super().__init__()
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
+        check_positive_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(
+                f"`kernel_size` must be odd (padding keeps the size), got {kernel_size}"
+            )
+        check_bool("bias", bias)
+        check_bool("leaky_relu", leaky_relu)
+        check_bool("downsample", downsample)
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
@@ -42,8 +62,10 @@ class EqualizedConv2d(nn.Module):
         self.leaky_relu = leaky_relu
         self.downsample = downsample
 
+    @checked
     def forward(self, x: Float[Tensor, "B Cin H W"]) -> Float[Tensor, "B Cout H2 W2"]:
         """Convolves (then pools when downsampling) and applies the activation."""
+        check_shape("x", x, ("B", self.weight.shape[1], "H", "W"))
         y = F.conv2d(x, self.weight * self.weight_gain, self.bias, padding=self.padding)
         if self.downsample:
             y = F.avg_pool2d(y, 2)
@@ -95,6 +117,10 @@ class CameraConditionedDiscriminator(nn.Module):
         if resolution < 16 or resolution > 256 or resolution & (resolution - 1):
             raise ValueError(f"`resolution` must be a power of two in [16, 256], got {resolution}")
         check_positive_int("image_channels", image_channels)
+        check_positive_int("channel_base", channel_base)
+        check_positive_int("channel_max", channel_max)
+        check_positive_int("embed_dim", embed_dim)
+        check_bool("camera_conditioned", camera_conditioned)
         self.resolution = resolution
         self.image_channels = image_channels
         self.camera_conditioned = camera_conditioned
@@ -121,6 +147,7 @@ class CameraConditionedDiscriminator(nn.Module):
                 EqualizedLinear(embed_dim, embed_dim),
             )
 
+    @checked
     def forward(
         self, images: Float[Tensor, "B H W Cimg"], labels: Float[Tensor, "B 25"] | None = None
     ) -> Float[Tensor, " B"]:
@@ -131,20 +158,29 @@ class CameraConditionedDiscriminator(nn.Module):
             labels: EG3D camera labels ``[B, 25]`` (required when camera-conditioned).
 
         Returns:
-            Logits ``[B]``.
+            Logits ``[B]`` (empty for ``B = 0``).
+
+        Raises:
+            ValueError: for misshapen inputs, missing labels, a dtype or device other than the
+                discriminator's, and (value checks) non-finite inputs.
         """
         check_shape("images", images, ("B", self.resolution, self.resolution, self.image_channels))
+        check_module_dtype("images", images, self)
+        check_module_device("images", images, self)
+        if self.camera_conditioned and labels is None:
+            raise ValueError("`labels` are required by a camera-conditioned discriminator")
+        if value_checks_enabled():
+            check_values(finite_checks(images=images, labels=labels))
+        if images.shape[0] == 0:
+            return images.new_zeros(0)
         x = self.from_rgb(rearrange(images, "b h w c -> b c h w"))
         for block in self.blocks:
             x = block(x)
         x = torch.cat([x, _minibatch_std(x)], dim=1)
         x = self.final_fc(self.final_conv(x).flatten(1))
         y = self.out(x)
-        if not self.camera_conditioned:
+        if not self.camera_conditioned or labels is None:
             return y[:, 0]
-        if labels is None:
-            raise ValueError("`labels` are required by a camera-conditioned discriminator")
-        check_shape("labels", labels, (images.shape[0], 25))
         embedding = self.camera_mlp(labels)
         embedding = embedding * torch.rsqrt(embedding.square().mean(1, keepdim=True) + 1e-8)
         return (y * embedding).sum(1) / math.sqrt(self.embed_dim)

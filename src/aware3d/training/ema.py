@@ -6,6 +6,8 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from aware3d._validation import check_number, check_positive_int, check_positive_number
+
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
@@ -25,7 +27,7 @@ def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
         model: the model being trained, with the same structure.
         beta: decay in [0, 1); StyleGAN2 uses ``0.5 ** (batch / (10k images))``.
     """
-    if not 0.0 <= beta < 1.0:
+    if not 0.0 <= check_number("beta", beta) < 1.0:
         raise ValueError(f"`beta` must be in [0, 1), got {beta}")
     ema_params = dict(ema.named_parameters())
     for name, param in model.named_parameters():
@@ -34,9 +36,13 @@ def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
         ema_params[name].lerp_(param.detach(), 1.0 - beta)
     ema_buffers = dict(ema.named_buffers())
     for name, buffer in model.named_buffers():
+        if name not in ema_buffers:
+            raise ValueError(f"`ema` has no buffer {name!r}; was it made from `model`?")
         ema_buffers[name].copy_(buffer)
 
 
 def ema_beta(batch_size: int, half_life_images: float = 10_000.0) -> float:
     """StyleGAN2's decay for a half-life in images: ``0.5 ** (batch_size / half_life_images)``."""
-    return 0.5 ** (batch_size / max(half_life_images, 1e-8))
+    check_positive_int("batch_size", batch_size)
+    half_life = check_positive_number("half_life_images", half_life_images)
+    return 0.5 ** (batch_size / half_life)

@@ -5,21 +5,45 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from aware3d._validation import check_positive_int
+from aware3d._validation import (
+    check_nonnegative_int,
+    check_nonnegative_number,
+    check_positive_int,
+    checked,
+)
 
 
+def _require_some(name: str, logits: Tensor) -> None:
+    if logits.numel() == 0:
+        raise ValueError(f"`{name}` is empty: the mean of zero logits is undefined")
+
+
+@checked
 def generator_loss(fake_logits: Float[Tensor, "*batch"]) -> Float[Tensor, ""]:
-    """Non-saturating generator loss ``mean(softplus(-D(G(z))))``."""
+    """Non-saturating generator loss ``mean(softplus(-D(G(z))))``.
+
+    Raises:
+        ValueError: for empty logits (a mean of nothing).
+    """
+    _require_some("fake_logits", fake_logits)
     return F.softplus(-fake_logits).mean()
 
 
+@checked
 def discriminator_loss(
     real_logits: Float[Tensor, "*batch"], fake_logits: Float[Tensor, "*other"]
 ) -> Float[Tensor, ""]:
-    """Logistic discriminator loss ``mean(softplus(D(fake))) + mean(softplus(-D(real)))``."""
+    """Logistic discriminator loss ``mean(softplus(D(fake))) + mean(softplus(-D(real)))``.
+
+    Raises:
+        ValueError: for empty logits (a mean of nothing).
+    """
+    _require_some("real_logits", real_logits)
+    _require_some("fake_logits", fake_logits)
     return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
 
 
+@checked
 def r1_penalty(
     real_logits: Float[Tensor, " B"], real_images: Float[Tensor, " B *image"]
 ) -> Float[Tensor, ""]:
@@ -34,7 +58,11 @@ def r1_penalty(
 
     Returns:
         The scalar penalty (multiply by ``gamma / 2``, and by the interval when lazy).
+
+    Raises:
+        ValueError: for an empty batch or images that do not require grad.
     """
+    _require_some("real_logits", real_logits)
     if not real_images.requires_grad:
         raise ValueError("`real_images` must require grad (call `.requires_grad_(True)` first)")
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
@@ -47,7 +75,7 @@ def lazy_r1_weight(step: int, gamma: float, interval: int) -> float:
     The penalty is applied every ``interval`` steps with weight ``gamma / 2 * interval`` and is
     skipped (weight 0) otherwise, so its average strength matches ``gamma / 2`` every step.
     """
+    check_nonnegative_int("step", step)
     check_positive_int("interval", interval)
-    if gamma < 0:
-        raise ValueError(f"`gamma` must be >= 0, got {gamma}")
+    gamma = check_nonnegative_number("gamma", gamma)
     return gamma / 2 * interval if step % interval == 0 else 0.0

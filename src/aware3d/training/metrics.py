@@ -14,7 +14,13 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
-from aware3d._validation import check_positive_int, check_shape
+from aware3d._validation import (
+    check_finite,
+    check_nonnegative_int,
+    check_positive_int,
+    check_shape,
+    checked,
+)
 
 
 class SlicedWasserstein(NamedTuple):
@@ -62,6 +68,7 @@ def _swd(a: Tensor, b: Tensor, projections: int, generator: torch.Generator) -> 
 
 
 @torch.no_grad()
+@checked
 def sliced_wasserstein_distance(
     real: Float[Tensor, "N H W 3"],
     fake: Float[Tensor, "N H W 3"],
@@ -88,11 +95,20 @@ def sliced_wasserstein_distance(
 
     Returns:
         :class:`SlicedWasserstein` with the per-level and mean distances (x 1e3).
+
+    Raises:
+        ValueError: for sets of different or empty shapes, images smaller than a patch or
+            ``min_size``, and (value checks) non-finite pixels.
     """
-    check_shape("real", real, ("N", "H", "W", 3))
     check_shape("fake", fake, tuple(real.shape))
+    if real.shape[0] == 0:
+        raise ValueError("`real` and `fake` must hold at least one image each, got N = 0")
     check_positive_int("patches_per_image", patches_per_image)
     check_positive_int("num_projections", num_projections)
+    check_positive_int("patch_size", patch_size)
+    check_positive_int("min_size", min_size)
+    check_nonnegative_int("seed", seed)
+    check_finite(real=real, fake=fake)
     if min(real.shape[1:3]) < max(patch_size, min_size):
         raise ValueError(
             f"images of {tuple(real.shape[1:3])} pixels are smaller than `patch_size` "
