@@ -3,6 +3,7 @@
 import io
 import json
 import multiprocessing
+import os
 import pickle
 import struct
 import warnings
@@ -448,3 +449,116 @@ def test_booleans_are_not_label_numbers(tmp_path):
     rewrite_entry(tmp_path / "data", 0, entry)
     with pytest.raises(ValueError, match="entry 0 .*must be 25 finite numbers"):
         EG3DDataset(tmp_path / "data")
+
+
+# ------------------------------------------------------------------ export_eg3d
+
+
+@pytest.fixture(scope="module")
+def two_views():
+    from aware3d.data import SyntheticScenes
+
+    return SyntheticScenes(num_scenes=1, views_per_scene=2, resolution=8, num_gaussians=50)
+
+
+@pytest.fixture(scope="module")
+def one_view():
+    from aware3d.data import SyntheticScenes
+
+    return SyntheticScenes(num_scenes=1, views_per_scene=1, resolution=8, num_gaussians=50, seed=1)
+
+
+def tree(folder):
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_export_refuses_a_non_empty_folder_and_overwrite_replaces_it(tmp_path, two_views, one_view):
+    target = tmp_path / "data"
+    two_views.export_eg3d(target)
+    before = tree(target)
+    with pytest.raises(FileExistsError, match="non-empty folder; pass overwrite=True") as caught:
+        one_view.export_eg3d(target)
+    assert str(target) in str(caught.value)
+    assert tree(target) == before
+    assert one_view.export_eg3d(target, overwrite=True) == target
+    assert sorted(tree(target)) == [
+        "00000/img00000000.png", "dataset.json", "masks/00000/img00000000.png",
+    ]  # fmt: skip
+    assert len(EG3DDataset(target)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no temporary siblings
+
+
+def test_export_into_an_empty_folder_needs_no_overwrite(tmp_path, one_view, umask):
+    (tmp_path / "empty").mkdir()
+    one_view.export_eg3d(tmp_path / "empty")
+    assert len(EG3DDataset(tmp_path / "empty")) == 1
+    umask(0o027)
+    one_view.export_eg3d(tmp_path / "deep" / "new")  # parents made, the umask applies
+    assert (tmp_path / "deep" / "new").stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "deep" / "new" / "dataset.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_export_refuses_an_existing_zip_and_overwrite_replaces_it(
+    tmp_path, two_views, one_view, umask
+):
+    umask(0o027)
+    archive = two_views.export_eg3d(tmp_path / "data.zip", as_zip=True)
+    before = archive.read_bytes()
+    with pytest.raises(FileExistsError, match="exists; pass overwrite=True") as caught:
+        one_view.export_eg3d(archive, as_zip=True)
+    assert str(archive) in str(caught.value)
+    assert archive.read_bytes() == before
+    one_view.export_eg3d(archive, as_zip=True, overwrite=True)
+    assert len(EG3DDataset(archive)) == 1
+    assert archive.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.zip"]
+
+
+def test_export_refuses_the_other_kind_of_target(tmp_path, one_view):
+    (tmp_path / "file").write_text("a file")
+    with pytest.raises(NotADirectoryError, match="exists and is not a folder"):
+        one_view.export_eg3d(tmp_path / "file", overwrite=True)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder; export_eg3d\\(as_zip=True\\)"):
+        one_view.export_eg3d(tmp_path / "folder", as_zip=True, overwrite=True)
+    assert (tmp_path / "file").read_text() == "a file"
+
+
+def fail_on_call(function, count):
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == count:
+            raise OSError("disk full (simulated)")
+        return function(*args, **kwargs)
+
+    return failing
+
+
+def test_a_failed_export_leaves_the_old_dataset_intact(tmp_path, two_views, one_view, monkeypatch):
+    from aware3d.data import synthetic
+
+    folder = two_views.export_eg3d(tmp_path / "data")
+    archive = two_views.export_eg3d(tmp_path / "data.zip", as_zip=True)
+    before_folder, before_archive = tree(folder), archive.read_bytes()
+    monkeypatch.setattr(synthetic, "_write_file", fail_on_call(synthetic._write_file, 2))
+    with pytest.raises(OSError, match="simulated"):
+        one_view.export_eg3d(folder, overwrite=True)
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", fail_on_call(zipfile.ZipFile.writestr, 2))
+    with pytest.raises(OSError, match="simulated"):
+        one_view.export_eg3d(archive, as_zip=True, overwrite=True)
+    assert tree(folder) == before_folder
+    assert archive.read_bytes() == before_archive
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "data.zip"]
+
+
+@pytest.fixture
+def umask():
+    """Sets the process umask for one test (call it) and restores it afterwards."""
+    original = os.umask(0o022)
+    os.umask(original)
+    yield os.umask
+    os.umask(original)
