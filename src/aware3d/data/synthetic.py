@@ -12,6 +12,8 @@ import io
 import json
 import math
 import os
+import secrets
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from aware3d._io import atomic_open
 from aware3d._validation import check_positive_int, check_positive_number
 from aware3d.cameras import (
     FFHQ_FOCAL,
@@ -218,17 +221,57 @@ class SyntheticScenes(Dataset[EG3DItem]):
         low, high = self.value_range
         return self.images[:count] * (high - low) + low
 
-    def export_eg3d(self, path: str | os.PathLike[str], *, as_zip: bool = False) -> Path:
+    def export_eg3d(
+        self, path: str | os.PathLike[str], *, as_zip: bool = False, overwrite: bool = False
+    ) -> Path:
         """Writes the images as PNGs plus ``dataset.json`` in EG3D's format (and masks as PNGs).
 
+        The export never leaves a half-written dataset: a folder is built in a temporary sibling
+        folder and renamed into place once complete, and a zip archive is written to a temporary
+        file and renamed over ``path``. On any failure ``path`` is left as it was and the
+        temporary copy is removed.
+
+        An existing dataset is never mixed with the new one: a non-empty folder (or, with
+        ``as_zip``, an existing file) at ``path`` is refused unless ``overwrite`` is true, and then
+        it is replaced completely (files of the old export that the new one lacks do not survive).
+        The old folder is swapped out only once the new one is complete. An empty folder may be
+        written into without ``overwrite``.
+
         Args:
-            path: a folder to create, or with ``as_zip`` the ``.zip`` file to write.
+            path: a folder to create, or with ``as_zip`` the ``.zip`` file to write. Missing
+                parent folders are created.
             as_zip: write a zip archive instead of a folder.
+            overwrite: replace an existing folder or archive at ``path``.
 
         Returns:
             The folder or archive written, readable by :class:`aware3d.data.EG3DDataset`.
+
+        Raises:
+            FileExistsError: if ``path`` is a non-empty folder or an existing archive and
+                ``overwrite`` is false.
+            NotADirectoryError: if a folder is to be written but ``path`` is a file.
+            IsADirectoryError: if an archive is to be written but ``path`` is a folder.
         """
         path = Path(path)
+        if as_zip:
+            _check_archive_target(path, overwrite)
+        else:
+            _check_folder_target(path, overwrite)
+        files = self._eg3d_files()
+        if as_zip:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with (
+                atomic_open(path) as handle,
+                zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+            ):
+                for name, data in files.items():
+                    archive.writestr(name, data)
+        else:
+            _write_folder(path, files)
+        return path
+
+    def _eg3d_files(self) -> dict[str, bytes]:
+        """The files of the EG3D export, archive-relative name -> content."""
         entries = []
         files: dict[str, bytes] = {}
         for index in range(len(self)):
@@ -239,16 +282,80 @@ class SyntheticScenes(Dataset[EG3DItem]):
                 self.masks[index].expand(-1, -1, 3)
             )
         files["dataset.json"] = json.dumps({"labels": entries}).encode()
-        if as_zip:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                for name, data in files.items():
-                    archive.writestr(name, data)
-        else:
-            for name, data in files.items():
-                (path / name).parent.mkdir(parents=True, exist_ok=True)
-                (path / name).write_bytes(data)
-        return path
+        return files
+
+
+def _check_folder_target(path: Path, overwrite: bool) -> None:
+    """Refuses a folder export to a file, or to a non-empty folder without ``overwrite``."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    if not path.is_dir():
+        raise NotADirectoryError(
+            f"{path} exists and is not a folder; export_eg3d(as_zip=False) writes a folder"
+        )
+    if not overwrite and any(path.iterdir()):
+        raise FileExistsError(
+            f"{path} is a non-empty folder; pass overwrite=True to replace it completely"
+        )
+
+
+def _check_archive_target(path: Path, overwrite: bool) -> None:
+    """Refuses an archive export to a folder, or over an existing file without ``overwrite``."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; export_eg3d(as_zip=True) writes a zip file")
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+
+
+def _sibling(target: Path, tag: str) -> Path:
+    """A name next to ``target`` that does not exist yet (hidden, with a random part)."""
+    for _ in range(100):
+        candidate = target.with_name(f".{target.name}.{tag}-{secrets.token_hex(6)}")
+        if not (candidate.exists() or candidate.is_symlink()):
+            return candidate
+    raise FileExistsError(f"could not find a free temporary name next to {target}")
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Writes a new file and syncs it to disk."""
+    with open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_folder(path: Path, files: dict[str, bytes]) -> None:
+    """Builds the folder in a temporary sibling, then swaps it in for ``path``."""
+    target = Path(os.path.realpath(path))
+    if not target.name:
+        raise ValueError(f"cannot export a dataset to {path}: it has no name to build it beside")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = _sibling(target, "new")
+    os.mkdir(temp, 0o777)  # the umask applies, like any new folder
+    try:
+        for name, data in files.items():
+            (temp / name).parent.mkdir(parents=True, exist_ok=True)
+            _write_file(temp / name, data)
+        if not target.exists():
+            os.rename(temp, target)
+            return
+        old = _sibling(target, "old")
+        os.rename(target, old)
+        try:
+            os.rename(temp, target)
+        except BaseException:
+            os.rename(old, target)
+            raise
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    try:
+        shutil.rmtree(old)
+    except OSError as error:
+        raise OSError(
+            f"exported to {path}, but could not remove the previous version, moved to {old}: "
+            f"{error}"
+        ) from error
 
 
 def _stack_scenes(scenes: list[Gaussians]) -> Gaussians:
