@@ -32,7 +32,7 @@ def nodes_from_arrays(arrays_, dtype=torch.float64, requires_grad=False):
 
 
 def check_children(parent, children, *, rho, pixel_size, min_log_scale=MIN_LOG_SCALE, tol=1e-9):
-    """Asserts DESIGN.md's hierarchy constraints for children of `parent` (float64 values)."""
+    """Asserts GSGAN's hierarchy constraints for children of `parent` (float64 values)."""
     batch, num_parents = parent.position.shape[:2]
     total = children.position.shape[1]
     k = total // num_parents

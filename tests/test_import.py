@@ -50,4 +50,4 @@ def test_public_names_exist_in_every_namespace():
         "Cameras",
         "Gaussians",
     ):
-        assert name in aware3d.__all__, name  # DESIGN.md's component table, at top level
+        assert name in aware3d.__all__, name  # the design's component table, at top level

@@ -5,6 +5,7 @@ occupancy (BallGAN). Importing ``aware3d`` never loads gsplat's CUDA backend; gs
 only when CUDA tensors are rendered.
 """
 
+from aware3d._validation import set_value_checks, value_checks, value_checks_enabled
 from aware3d.cameras import (
     Cameras,
     Rays,
@@ -70,6 +71,9 @@ __all__ = [
     "sample_gaussian_poses",
     "sample_look_at_poses",
     "separation_loss",
+    "set_value_checks",
     "splat_distortion_loss",
+    "value_checks",
+    "value_checks_enabled",
     "volume_weights",
 ]
