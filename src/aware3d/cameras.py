@@ -20,6 +20,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from aware3d._validation import (
+    check_finite,
     check_float_dtype,
     check_nonnegative_number,
     check_number,
@@ -27,8 +28,10 @@ from aware3d._validation import (
     check_positive_number,
     check_values,
     checked,
+    finite_check,
     finite_checks,
     format_shape,
+    range_check,
     value_checks_enabled,
 )
 
@@ -129,7 +132,7 @@ class Cameras:
         cam2world: Float[Tensor, "*batch C 4 4"],
         intrinsics: Float[Tensor, "*batch C 3 3"],
     ) -> None:
-        if value_checks_enabled():
+        if value_checks_enabled() and cam2world.numel():
             check_values(_camera_checks(cam2world, intrinsics))
         self.cam2world = cam2world
         self.intrinsics = intrinsics
@@ -175,9 +178,12 @@ class Cameras:
         Raises:
             TypeError: for a cast to a non-floating dtype (it would truncate the intrinsics).
         """
-        cam2world = self.cam2world.to(*args, **kwargs)  # pyright: ignore[reportArgumentType, reportCallIssue]
+        try:
+            cam2world = self.cam2world.to(*args, **kwargs)  # pyright: ignore[reportArgumentType, reportCallIssue]
+            intrinsics = self.intrinsics.to(*args, **kwargs)  # pyright: ignore[reportArgumentType, reportCallIssue]
+        except (RuntimeError, TypeError) as error:
+            raise TypeError(f"`Cameras.to` cannot use {args} {kwargs}: {error}") from None
         check_float_dtype("dtype", cam2world.dtype)
-        intrinsics = self.intrinsics.to(*args, **kwargs)  # pyright: ignore[reportArgumentType, reportCallIssue]
         return Cameras._trusted(cam2world, intrinsics)
 
     def __getitem__(self, index: int | slice | Tensor | tuple) -> "Cameras":
@@ -200,6 +206,13 @@ class Cameras:
         """Reshapes the batch shape ``[..., C]``; the last entry is the new ``C``."""
         if len(shape) == 0:
             raise ValueError("`shape` must have at least one entry (the camera axis)")
+        try:
+            torch.empty(self.shape, device="meta").reshape(*shape)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(
+                f"cannot reshape cameras of shape {format_shape(self.shape)} to `shape` {shape}: "
+                f"{error}"
+            ) from None
         return Cameras._trusted(
             self.cam2world.reshape(*shape, 4, 4), self.intrinsics.reshape(*shape, 3, 3)
         )
@@ -302,7 +315,13 @@ class Cameras:
             labels = labels[None]
         cam2world = labels[..., :16].reshape(*labels.shape[:-1], 4, 4)
         intrinsics = labels[..., 16:].reshape(*labels.shape[:-1], 3, 3)
-        return cls(cam2world, intrinsics)
+        try:
+            return cls(cam2world, intrinsics)
+        except ValueError as error:
+            raise ValueError(
+                f"`labels` are not valid EG3D labels (16 numbers of cam2world, then 9 of the "
+                f"intrinsics): {error}"
+            ) from None
 
     def to_eg3d_labels(self) -> Float[Tensor, "*batch C 25"]:
         """EG3D labels ``[..., C, 25]``: flattened ``cam2world`` then flattened intrinsics."""
@@ -351,7 +370,20 @@ def intrinsics_from_fov(
 
 @checked
 def fov_from_intrinsics(intrinsics: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch"]:
-    """True horizontal field of view in degrees of normalised intrinsics: ``2 atan(1 / (2 fx))``."""
+    """True horizontal field of view in degrees of normalised intrinsics: ``2 atan(1 / (2 fx))``.
+
+    Raises:
+        ValueError: for a shape other than ``[..., 3, 3]`` and (value checks) a focal length
+            ``fx`` that is not finite and positive.
+    """
+    if value_checks_enabled():
+        fx = intrinsics[..., 0, 0]
+        check_values(
+            [
+                finite_check("intrinsics", fx),
+                range_check("intrinsics", fx, 1e-300, None, what="the focal length fx"),
+            ]
+        )
     return torch.rad2deg(2.0 * torch.atan(0.5 / intrinsics[..., 0, 0]))
 
 
@@ -539,6 +571,7 @@ def sample_look_at_poses(
         (horizontal_mean, vertical_mean), (horizontal_stddev, vertical_stddev), radius, n, dtype
     )
     target = _as_point("lookat", lookat, dtype, device)
+    check_finite(lookat=target)
     h = _angles(horizontal_mean, horizontal_stddev, n, generator, device, dtype)
     v = _angles(vertical_mean, vertical_stddev, n, generator, device, dtype)
     origins = _eg3d_origins(h, v, radius)
@@ -624,6 +657,7 @@ def orbit(
     check_number("vertical_amplitude", vertical_amplitude)
     check_float_dtype("dtype", dtype)
     target = _as_point("lookat", lookat, dtype, device)
+    check_finite(lookat=target)
     phase = 2 * math.pi * torch.arange(n, dtype=torch.float64, device=device) / n
     if horizontal_amplitude is None:
         h = math.pi / 2 + phase

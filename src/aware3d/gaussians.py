@@ -174,7 +174,10 @@ class Gaussians:
         Raises:
             TypeError: for a cast to a non-floating dtype.
         """
-        moved = self._map(lambda t: t.to(*args, **kwargs), None)
+        try:
+            moved = self._map(lambda t: t.to(*args, **kwargs), None)
+        except (RuntimeError, TypeError) as error:
+            raise TypeError(f"`Gaussians.to` cannot use {args} {kwargs}: {error}") from None
         check_float_dtype("dtype", moved.dtype)
         if self.levels is not None:
             moved.levels = self.levels.to(device=moved.device)
@@ -186,6 +189,8 @@ class Gaussians:
 
     def __getitem__(self, index: int | slice | Sequence[int] | Tensor) -> "Gaussians":
         """Selects scenes; an integer keeps the batch axis (``g[0]`` has ``B = 1``)."""
+        if isinstance(index, bool):
+            raise TypeError("a scene index must be an integer, a slice or a tensor, not a bool")
         if isinstance(index, int):
             if not -self.batch_size <= index < self.batch_size:
                 raise IndexError(f"scene index {index} is out of range for B = {self.batch_size}")
@@ -250,6 +255,8 @@ class Gaussians:
         ``levels`` are concatenated if every part has them; a mix of parts with and without
         ``levels`` is refused.
         """
+        if not isinstance(parts, list | tuple):
+            raise TypeError(f"`parts` must be a list of Gaussians, got {type(parts).__name__}")
         if len(parts) == 0:
             raise ValueError("`parts` must hold at least one Gaussians")
         first = parts[0]
@@ -299,6 +306,8 @@ class Gaussians:
         Returns:
             The path written.
         """
+        if isinstance(scene, bool) or not isinstance(scene, int):
+            raise TypeError(f"`scene` must be an integer, got {scene!r}")
         if not -self.batch_size <= scene < self.batch_size:
             raise IndexError(f"`scene` {scene} is out of range for B = {self.batch_size}")
         g = self[scene].detach().to(device="cpu", dtype=torch.float64)

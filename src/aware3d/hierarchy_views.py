@@ -15,7 +15,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from aware3d._validation import check_positive_number, check_shape, require_tensor
+from aware3d._validation import (
+    check_bool,
+    check_number,
+    check_positive_number,
+    check_shape,
+    require_tensor,
+)
 from aware3d.cameras import Cameras
 from aware3d.functional.hierarchy import (
     GaussianHierarchy,
@@ -52,7 +58,24 @@ def _gaussians_of(source: "Gaussians | GaussianHierarchy") -> Gaussians:
         return source.gaussians
     if isinstance(source, Gaussians):
         return source
-    raise TypeError(f"expected Gaussians or GaussianHierarchy, got {type(source).__name__}")
+    raise TypeError(
+        f"`source` must be Gaussians or a GaussianHierarchy, got {type(source).__name__}"
+    )
+
+
+def _level_list(levels: object, count: int) -> list[int]:
+    """``levels`` (an int or a sequence of ints) as a non-empty list of levels in ``[0, count)``."""
+    wanted = [levels] if isinstance(levels, int) else levels
+    if not isinstance(wanted, list | tuple | range) or not all(
+        isinstance(level, int) and not isinstance(level, bool) for level in wanted
+    ):
+        raise TypeError(f"`levels` must be an integer or a sequence of integers, got {levels!r}")
+    if len(wanted) == 0:
+        raise ValueError("`levels` must name at least one level")
+    for level in wanted:
+        if not 0 <= level < count:
+            raise ValueError(f"`levels` holds level {level}, out of range [0, {count})")
+    return list(wanted)
 
 
 def select_levels(
@@ -95,11 +118,12 @@ def anchors_as_gaussians(
         raise TypeError(f"`hierarchy` must be a GaussianHierarchy, got {type(hierarchy).__name__}")
     if not hierarchy.anchors:
         raise ValueError("this hierarchy has no anchors (it comes from a flat decoder)")
-    wanted = range(len(hierarchy.anchors)) if levels is None else levels
-    wanted = [wanted] if isinstance(wanted, int) else list(wanted)
-    for level in wanted:
-        if not 0 <= level < len(hierarchy.anchors):
-            raise ValueError(f"level {level} is out of range [0, {len(hierarchy.anchors)})")
+    count = len(hierarchy.anchors)
+    wanted = list(range(count)) if levels is None else _level_list(levels, count)
+    if opacity is not None:
+        opacity = check_number("opacity", opacity)
+        if not 0.0 <= opacity <= 1.0:
+            raise ValueError(f"`opacity` must lie in [0, 1], got {opacity!r}")
     parts = [hierarchy.anchors[level] for level in wanted]
     device = hierarchy.gaussians.device
     level_ids = torch.cat(
@@ -113,8 +137,6 @@ def anchors_as_gaussians(
     )
     gaussians = nodes_to_gaussians(merged, level_ids)
     if opacity is not None:
-        if not 0.0 <= float(opacity) <= 1.0:
-            raise ValueError(f"`opacity` must lie in [0, 1], got {opacity!r}")
         gaussians.opacities = torch.full_like(gaussians.opacities, float(opacity))
     return gaussians
 
@@ -148,6 +170,7 @@ def descendants(hierarchy: GaussianHierarchy, token: int, *, anchors: bool = Fal
     """
     if not isinstance(hierarchy, GaussianHierarchy):
         raise TypeError(f"`hierarchy` must be a GaussianHierarchy, got {type(hierarchy).__name__}")
+    check_bool("anchors", anchors)
     sizes = [nodes.num_nodes for nodes in hierarchy.nodes]
     num_initial = sizes[0]
     children = sizes[1] // sizes[0] if len(sizes) > 1 else 1

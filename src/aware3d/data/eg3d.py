@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from aware3d._validation import check_bool
 from aware3d.cameras import Cameras
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -312,7 +313,7 @@ class EG3DDataset(Dataset[EG3DItem]):
                 f"`value_range` must be (low, high) with high > low, got {value_range}"
             )
         self.value_range = (low, high)
-        self.xflip = bool(xflip)
+        self.xflip = check_bool("xflip", xflip)
         self._source = _Source(self.path)
         if not self._source.exists("dataset.json"):
             raise FileNotFoundError(f"{self.path} has no dataset.json")

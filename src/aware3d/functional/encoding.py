@@ -11,7 +11,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from aware3d._validation import check_nonnegative_int, check_positive_int, checked
+from aware3d._validation import check_bool, check_nonnegative_int, check_positive_int, checked
 
 __all__ = ["fourier_feature_dim", "fourier_features"]
 
@@ -20,6 +20,7 @@ def fourier_feature_dim(in_dim: int, num_freqs: int, *, include_input: bool = Tr
     """Width of :func:`fourier_features`: ``in_dim * (2 num_freqs + include_input)``."""
     check_positive_int("in_dim", in_dim)
     check_nonnegative_int("num_freqs", num_freqs)
+    check_bool("include_input", include_input)
     return in_dim * (2 * num_freqs + int(include_input))
 
 
@@ -42,6 +43,7 @@ def fourier_features(
         ``[..., E]`` features, same dtype as ``x``.
     """
     check_nonnegative_int("num_freqs", num_freqs)
+    check_bool("include_input", include_input)
     freqs = math.pi * torch.exp2(torch.arange(num_freqs, dtype=x.dtype, device=x.device))
     angles = (x[..., None, :] * freqs[:, None]).flatten(-2)  # [..., K * P], octave-major
     parts = [x] if include_input else []

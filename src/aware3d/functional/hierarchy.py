@@ -300,21 +300,8 @@ def densify(
     return _densify(parent, raw, rho, pixel_size, float(min_log_scale))
 
 
-def nodes_to_gaussians(nodes: HierarchyNodes, levels: Int[Tensor, " N"] | None = None) -> Gaussians:
-    """Activated :class:`~aware3d.gaussians.Gaussians` of nodes.
-
-    ``means = mu``, ``quats = normalise(q)``, ``scales = exp(s)``, ``opacities = sigmoid(o)``,
-    ``features = c``. Not validated again: nodes from :func:`densify` are valid by construction.
-
-    Args:
-        nodes: the nodes, ``[B, N, ...]``.
-        levels: optional hierarchy level of every node, ``[N]`` int64.
-
-    Returns:
-        ``Gaussians`` with ``B`` scenes of ``N`` Gaussians.
-    """
-    if not isinstance(nodes, HierarchyNodes):
-        raise TypeError(f"`nodes` must be HierarchyNodes, got {type(nodes).__name__}")
+def _nodes_to_gaussians(nodes: HierarchyNodes, levels: Tensor | None) -> Gaussians:
+    """:func:`nodes_to_gaussians` without checks, for nodes valid by construction."""
     return Gaussians._trusted(
         nodes.position,
         normalize_quaternion(nodes.rotation),
@@ -323,3 +310,36 @@ def nodes_to_gaussians(nodes: HierarchyNodes, levels: Int[Tensor, " N"] | None =
         nodes.features,
         levels,
     )
+
+
+def nodes_to_gaussians(nodes: HierarchyNodes, levels: Int[Tensor, " N"] | None = None) -> Gaussians:
+    """Activated :class:`~aware3d.gaussians.Gaussians` of nodes.
+
+    ``means = mu``, ``quats = normalise(q)``, ``scales = exp(s)``, ``opacities = sigmoid(o)``,
+    ``features = c``. Every finite node gives valid Gaussians (the activations keep scales
+    positive and opacities in [0, 1]).
+
+    Args:
+        nodes: the nodes, ``[B, N, ...]``.
+        levels: optional hierarchy level of every node, ``[N]`` int64.
+
+    Returns:
+        ``Gaussians`` with ``B`` scenes of ``N`` Gaussians.
+
+    Raises:
+        ValueError: for fields of mismatched shapes, dtypes or devices, ``levels`` of the wrong
+            shape, and (value checks) non-finite fields.
+        TypeError: for ``nodes`` that are not :class:`HierarchyNodes` of floating-point tensors,
+            or ``levels`` that are not int64.
+    """
+    sizes = check_fields("nodes", nodes, HierarchyNodes)
+    if levels is not None:
+        if not isinstance(levels, Tensor) or levels.dtype != torch.int64:
+            raise TypeError("`levels` must be an int64 tensor of shape [N]")
+        if tuple(levels.shape) != (sizes["N"],):
+            raise ValueError(
+                f"`levels` must have shape [N] = [{sizes['N']}], got {list(levels.shape)}"
+            )
+    if value_checks_enabled():
+        check_values(finite_checks(**{f"nodes.{f}": getattr(nodes, f) for f in nodes._fields}))
+    return _nodes_to_gaussians(nodes, levels)

@@ -64,13 +64,13 @@ def check_reduction(reduction: object) -> None:
     check_choice("reduction", reduction, REDUCTIONS)
 
 
-def _reduce(loss: Tensor, reduction: str, what: str) -> Tensor:
+def _reduce(loss: Tensor, reduction: str, what: str, name: str) -> Tensor:
     """Reduces per-entry losses; the mean of nothing is an error, the sum of nothing is 0."""
     if reduction == "mean":
         if loss.numel() == 0:
             raise ValueError(
-                f'reduction="mean" over zero {what} is undefined; pass at least one, or use '
-                'reduction="sum" (0 for none) or "none"'
+                f'`{name}` holds zero {what}: reduction="mean" over nothing is undefined; pass '
+                'at least one, or use reduction="sum" (0 for none) or "none"'
             )
         return loss.mean()
     if reduction == "sum":
@@ -117,7 +117,7 @@ def separation_loss(
             ]
         )
     loss = torch.minimum(bg_transmittance, 1.0 - bg_transmittance)
-    return _reduce(loss, reduction, "rays")
+    return _reduce(loss, reduction, "rays", "bg_transmittance")
 
 
 # ---------------------------------------------------------------------- distortion (dense)
@@ -285,7 +285,7 @@ def distortion_loss(
     w = weights.to(dtype)
     t = t_edges.to(dtype)
     s = _to_space(t, space, near_t, far_t, t[..., 0], t[..., -1])
-    return _reduce(_dense_distortion(w, s), reduction, "rays")
+    return _reduce(_dense_distortion(w, s), reduction, "rays", "weights")
 
 
 # ---------------------------------------------------------------------- distortion (packed)
@@ -353,13 +353,13 @@ def distortion_loss_packed(
                 (
                     (~same | (t_starts[1:] >= t_ends[:-1])).all(),
                     lambda: (
-                        "bins must be sorted and non-overlapping along each ray "
-                        "(t_starts[k + 1] >= t_ends[k] within a ray)"
+                        "bins of `t_starts` and `t_ends` must be sorted and non-overlapping "
+                        "along each ray (t_starts[k + 1] >= t_ends[k] within a ray)"
                     ),
                 ),
                 (
                     (t_starts.amin() > 0) | (space != "inverse"),
-                    lambda: 'space="inverse" needs positive distances',
+                    lambda: '`t_starts` must be > 0 for space="inverse"',
                 ),
             ]
         )
@@ -376,7 +376,7 @@ def distortion_loss_packed(
     t1 = t_ends.to(dtype)
     if n == 0:
         loss = torch.zeros(num_rays, dtype=dtype, device=device)
-        return _reduce(loss, reduction, "rays")
+        return _reduce(loss, reduction, "rays", "num_rays")
     if space != "metric":
         last_index = (first_index + counts - 1).clamp(0, n - 1)
         first = t0[safe_first]
@@ -413,7 +413,7 @@ def distortion_loss_packed(
     excl_wm = (prev_wm[positions] - prev_wm[start]).to(dtype)
     per_sample = 2.0 * w * (midpoints * excl_w - excl_wm) + w.square() * widths / 3.0
     loss = torch.zeros(num_rays, dtype=dtype, device=device).index_add(0, idx, per_sample)
-    return _reduce(loss, reduction, "rays")
+    return _reduce(loss, reduction, "rays", "num_rays")
 
 
 # ---------------------------------------------------------------------- distortion (splat)
@@ -460,4 +460,4 @@ def splat_distortion_loss(
     )
     a, m1, m2 = alpha.to(dtype), moment1.to(dtype), moment2.to(dtype)
     loss = 2.0 * torch.clamp_min(a * m2 - m1.square(), 0.0)
-    return _reduce(loss, reduction, "pixels")
+    return _reduce(loss, reduction, "pixels", "alpha")

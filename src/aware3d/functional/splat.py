@@ -372,12 +372,13 @@ def rasterize(
             float(eps2d),  # pyright: ignore[reportArgumentType]
             depth_moments,
         )
-        poison = _nan_poison(gaussians, viewmats, Ks)[:, None, None, None, None]
-        features, alpha, moment1 = features + poison, alpha + poison, moment1 + poison
-        moment2 = None if moment2 is None else moment2 + poison
         depth = torch.where(
             alpha > 0, moment1 / alpha.clamp(min=_DEPTH_EPS), torch.zeros_like(alpha)
         )
+        poison = _nan_poison(gaussians, viewmats, Ks)[:, None, None, None, None]
+        features, alpha, depth = features + poison, alpha + poison, depth + poison
+        moment1 = moment1 + poison
+        moment2 = None if moment2 is None else moment2 + poison
         if backgrounds is not None:
             features = features + (1.0 - alpha) * backgrounds[:, :, None, None, :].to(dtype)
     return SplatOutput(

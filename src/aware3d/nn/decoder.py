@@ -57,8 +57,8 @@ from aware3d.functional.hierarchy import (
     GaussianHierarchy,
     HierarchyNodes,
     _densify,
+    _nodes_to_gaussians,
     level_sizes,
-    nodes_to_gaussians,
 )
 from aware3d.gaussians import Gaussians
 from aware3d.nn._decoder_blocks import (
@@ -400,7 +400,7 @@ class _TokenDecoder(nn.Module):
             *(torch.cat([getattr(n, f) for n in nodes], dim=1) for f in HierarchyNodes._fields)
         )
         return GaussianHierarchy(
-            gaussians=nodes_to_gaussians(merged, levels),
+            gaussians=_nodes_to_gaussians(merged, levels),
             nodes=tuple(nodes),
             anchors=tuple(anchors),
             parents=tuple(parents),

@@ -123,6 +123,10 @@ class DistortionLoss(nn.Module):
         """
         if not isinstance(weights, Tensor) and hasattr(weights, "moment1"):
             return self.splat(weights)
+        if not isinstance(weights, Tensor):
+            raise TypeError(
+                f"`weights` must be a tensor or a splat output, got {type(weights).__name__}"
+            )
         if t_edges is None:
             raise ValueError("`t_edges` is required for the volumetric distortion loss")
         if ray_indices is None:

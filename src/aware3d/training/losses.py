@@ -60,12 +60,18 @@ def r1_penalty(
         The scalar penalty (multiply by ``gamma / 2``, and by the interval when lazy).
 
     Raises:
-        ValueError: for an empty batch or images that do not require grad.
+        ValueError: for an empty batch, images that do not require grad, or logits that were
+            not computed from the images.
     """
     _require_some("real_logits", real_logits)
     if not real_images.requires_grad:
         raise ValueError("`real_images` must require grad (call `.requires_grad_(True)` first)")
-    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    try:
+        (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"`real_logits` must be computed from `real_images` (autograd: {error})"
+        ) from None
     return grad.square().flatten(1).sum(1).mean()
 
 
