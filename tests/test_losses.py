@@ -437,3 +437,20 @@ def test_modules_equal_functions():
     torch.testing.assert_close(sep(1 - a), separation_loss(1 - a))
     assert "reduction" in repr(sep)
     assert "space" in repr(loss)
+
+
+def test_segmented_cumsum_matches_a_loop_over_segments():
+    from aware3d.functional._scan import segmented_cumsum
+
+    values = torch.randn(9, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    segments = [range(0, 3), range(3, 4), range(4, 9)]
+    start = torch.tensor([s.start for s in segments for _ in s])
+    end = torch.tensor([s.stop - 1 for s in segments for _ in s])
+    forward, backward = torch.zeros_like(values), torch.zeros_like(values)
+    for segment in segments:
+        for k in segment:
+            forward[k] = values[segment.start : k + 1].sum(0)
+            backward[k] = values[k : segment.stop].sum(0)
+    torch.testing.assert_close(segmented_cumsum(values, start), forward)
+    torch.testing.assert_close(segmented_cumsum(values, end, reverse=True), backward)
+    torch.testing.assert_close(segmented_cumsum(values, start, exclusive=True), forward - values)

@@ -1,10 +1,12 @@
 """Tile rasterizer with a memory-bounded custom backward (private; see :func:`aware3d.rasterize`).
 
 Pairs ``(tile, Gaussian)``, grouped by tile and depth-ordered inside a tile, are processed in
-chunks of pairs; each pair is evaluated on the 256 pixels of its tile. Within a chunk the
-front-to-back transmittance is a segmented cumulative sum of ``log(1 - alpha)`` (in float64), and a
-per-pixel state carries it from one chunk to the next, so a tile may span several chunks. Autograd
-never sees the ``[pairs, 256]`` tensors: the backward pass recomputes them chunk by chunk, back to
+chunks of pairs; each pair is evaluated on the ``t x t`` pixels of its tile (``t`` is the
+``tile_size`` argument: :data:`aware3d.functional.splat.TILE_SIZE`, 4, so 16 pixels). Within a
+chunk the front-to-back transmittance is a segmented cumulative sum of ``log(1 - alpha)`` (in
+float64), and a per-pixel state carries it from one chunk to the next, so a tile may span several
+chunks. Autograd never sees the ``[pairs, t * t]`` tensors: the backward pass recomputes them
+chunk by chunk, back to
 front, carrying the log transmittance (starting from the saved final value) and the suffix sum
 ``S_i = sum_{j > i} w_j <g, c_j>``. Saved memory is the inputs, the pair list and one float64 per
 pixel.
@@ -23,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from aware3d.functional._scan import segmented_cumsum
 from aware3d.functional._splat_project import ALPHA_THRESHOLD
 from aware3d.functional._splat_tiles import TilePairs
 
@@ -50,7 +53,7 @@ def _segments(tile_ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 
 class _Fragments:
-    """Per (pair, tile pixel) quantities of one chunk, ``[P, 256]``."""
+    """Per (pair, tile pixel) quantities of one chunk, ``[P, tile_size**2]``."""
 
     def __init__(
         self,
@@ -90,7 +93,10 @@ def _chunk_size(pixels: int, channels: int, device: torch.device) -> int:
 
 
 class RasterizeTiles(torch.autograd.Function):
-    """Front-to-back compositing of tile pairs; output in tile layout ``[I * TY * TX, 256, F]``."""
+    """Front-to-back compositing of tile pairs.
+
+    The output is in tile layout, ``[I * TY * TX, tile_size**2, F]``.
+    """
 
     @staticmethod
     def forward(
@@ -121,9 +127,7 @@ class RasterizeTiles(torch.autograd.Function):
             gid = gauss_ids[begin : begin + step]
             frag = _Fragments(tid, gid, means2d, conics, opacities, tiles_x, tiles_y, tile_size)
             start, _, _, last = _segments(tid)
-            cs = torch.cumsum(frag.log1m, 0)
-            before_start = cs[start] - frag.log1m[start]
-            incl = cs - before_start + log_t[tid]
+            incl = segmented_cumsum(frag.log1m, start) + log_t[tid]
             excl = incl - frag.log1m
             keep = incl > _LOG_T_MIN
             weight = torch.where(keep, frag.alpha.double() * torch.exp(excl), 0.0).to(colors.dtype)
@@ -155,20 +159,18 @@ class RasterizeTiles(torch.autograd.Function):
             frag = _Fragments(tid, gid, means2d, conics, opacities, tiles_x, tiles_y, tile_size)
             _, end, first, _ = _segments(tid)
             log1m = frag.log1m
-            rcs = torch.flip(torch.cumsum(torch.flip(log1m, (0,)), 0), (0,))
-            seg_suffix = rcs - rcs[end] + log1m[end]  # sum over j >= i in this chunk's segment
-            excl = log_t[tid] - seg_suffix
+            # sum over j >= i in this chunk's segment
+            excl = log_t[tid] - segmented_cumsum(log1m, end, reverse=True)
             incl = excl + log1m
             keep = incl > _LOG_T_MIN
             transmittance = torch.exp(excl)
             alpha = frag.alpha.double()
             weight = torch.where(keep, alpha * transmittance, 0.0)
-            grad_tile = grad_out[tid]  # [P, 256, F]
+            grad_tile = grad_out[tid]  # [P, tile_size**2, F]
             colors_p = colors[gid]
             gc = torch.einsum("pkf,pf->pk", grad_tile, colors_p).double()
             v = weight * gc
-            rv = torch.flip(torch.cumsum(torch.flip(v, (0,)), 0), (0,))
-            v_suffix = rv - rv[end] + v[end]  # sum over j >= i in this chunk's segment
+            v_suffix = segmented_cumsum(v, end, reverse=True)  # j >= i in this chunk's segment
             after = suffix[tid] + v_suffix - v  # sum over j > i of the whole pixel
             grad_alpha = torch.where(keep, transmittance * gc - after / (1.0 - alpha), 0.0)
             suffix[tid[first]] += v_suffix[first]

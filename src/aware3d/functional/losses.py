@@ -25,7 +25,6 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
@@ -42,6 +41,7 @@ from aware3d._validation import (
     sorted_check,
     value_checks_enabled,
 )
+from aware3d.functional._scan import segmented_cumsum
 
 __all__ = [
     "Reduction",
@@ -402,15 +402,10 @@ def distortion_loss_packed(
     widths = t1 - t0
     acc = torch.float64 if device.type != "mps" else dtype
     wd = w.to(acc)
-    incl_w = torch.cumsum(wd, 0)
-    incl_wm = torch.cumsum(wd * midpoints.to(acc), 0)
     start = first_index[idx]
-    # exclusive within the ray: (inclusive at k-1) - (inclusive before the ray's first sample)
-    prev_w = F.pad(incl_w, (1, 0))
-    prev_wm = F.pad(incl_wm, (1, 0))
-    positions = torch.arange(n, device=device)
-    excl_w = (prev_w[positions] - prev_w[start]).to(dtype)
-    excl_wm = (prev_wm[positions] - prev_wm[start]).to(dtype)
+    # exclusive prefix sums within each ray: A_k = sum w_j, B_k = sum w_j m_j over its j < k
+    excl_w = segmented_cumsum(wd, start, exclusive=True).to(dtype)
+    excl_wm = segmented_cumsum(wd * midpoints.to(acc), start, exclusive=True).to(dtype)
     per_sample = 2.0 * w * (midpoints * excl_w - excl_wm) + w.square() * widths / 3.0
     loss = torch.zeros(num_rays, dtype=dtype, device=device).index_add(0, idx, per_sample)
     return _reduce(loss, reduction, "rays", "num_rays")
