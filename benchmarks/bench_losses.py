@@ -1,9 +1,12 @@
 """Benchmark: O(S) distortion loss vs the O(S^2) double sum, and background throughput.
 
 Distortion loss at 4096 rays, S in {48, 96, 192, 384}, float32: forward + backward (gradients
-w.r.t. weights and edges) median wall time, and peak extra memory. Each (implementation, S) runs
-in a fresh subprocess; peak memory on CPU is the growth of the process's ``ru_maxrss`` high-water
-mark during the first forward + backward (inputs already allocated), on CUDA
+w.r.t. weights and edges) median wall time, and peak extra memory. When torch_efficient_distloss
+is installed (``pip install --no-deps torch_efficient_distloss``), also a side-by-side comparison
+with its ``eff_distloss`` on the same inputs (interleaved in one process, value checks on and
+off). Each (implementation, S) of the main table runs in a fresh subprocess; peak memory on CPU
+is the growth of the process's ``ru_maxrss`` high-water mark during the first forward + backward
+(inputs already allocated), on CUDA
 ``torch.cuda.max_memory_allocated`` minus the memory held before the call. Also the spherical
 background's rays per second (forward, and forward + backward), on CPU and, when CUDA is
 available, on the GPU.
@@ -25,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -140,6 +144,85 @@ def run_distortion(device: str, threads: int, repeats: int) -> list[dict]:
     return rows
 
 
+def run_versus_efficient_distloss(device: str, repeats: int) -> list[dict] | str:
+    """Side by side with torch_efficient_distloss's ``eff_distloss``, interleaved in one process.
+
+    Same inputs: our ``distortion_loss(weights, edges)`` against ``eff_distloss(weights,
+    midpoints, widths)`` (its own input form, computed from the same edges beforehand), forward
+    plus backward with gradients w.r.t. the weights, value checks on (the default) and off.
+    """
+    try:
+        from torch_efficient_distloss import eff_distloss
+    except ImportError:
+        return "skipped: `pip install --no-deps torch_efficient_distloss` to compare"
+    rows = [_versus_one(S, device, repeats, eff_distloss) for S in SAMPLES]
+    return rows
+
+
+def _versus_one(S: int, device: str, repeats: int, eff_distloss: Callable) -> dict:
+    import aware3d
+
+    weights, edges = (t.detach() for t in _inputs(S, device))
+    midpoints = 0.5 * (edges[:, 1:] + edges[:, :-1])
+    widths = edges.diff(dim=-1)
+
+    def theirs() -> None:
+        w = weights.clone().requires_grad_()
+        eff_distloss(w, midpoints, widths).backward()
+
+    def ours() -> None:
+        w = weights.clone().requires_grad_()
+        aware3d.distortion_loss(w, edges).backward()
+
+    def ours_unchecked() -> None:
+        with aware3d.value_checks(False):
+            ours()
+
+    variants = {
+        "torch_efficient_distloss": theirs,
+        "aware3d": ours,
+        "aware3d_no_value_checks": ours_unchecked,
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(3):  # warm-up
+        for run in variants.values():
+            run()
+    for _ in range(max(repeats, 15)):
+        for name, run in variants.items():
+            _sync(device)
+            start = time.perf_counter()
+            run()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    medians = {name: 1e3 * statistics.median(values) for name, values in times.items()}
+    base = medians["torch_efficient_distloss"]
+    print(f"  S={S:4d}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in medians.items()), flush=True)
+    return {
+        "S": S,
+        "rays": RAYS,
+        "median_ms": medians,
+        "ratio_to_efficient_distloss": {k: v / base for k, v in medians.items()},
+    }
+
+
+def _versus_table(rows: list[dict] | str) -> str:
+    if isinstance(rows, str):
+        return f"Comparison with torch_efficient_distloss {rows}."
+    lines = [
+        "| S | torch_efficient_distloss ms | aware3d ms (ratio) | aware3d, value checks off ms "
+        "(ratio) |",
+        "|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        ms, ratio = row["median_ms"], row["ratio_to_efficient_distloss"]
+        lines.append(
+            f"| {row['S']} | {ms['torch_efficient_distloss']:.2f} | {ms['aware3d']:.2f} "
+            f"({ratio['aware3d']:.2f}x) | {ms['aware3d_no_value_checks']:.2f} "
+            f"({ratio['aware3d_no_value_checks']:.2f}x) |"
+        )
+    return "\n".join(lines)
+
+
 def run_background(device: str, repeats: int) -> dict:
     from aware3d.cameras import Cameras, intrinsics_from_fov, orbit
     from aware3d.nn import background as bg_module
@@ -240,8 +323,10 @@ def main() -> None:
     for device in devices:
         print(f"== {device} ==", flush=True)
         rows = run_distortion(device, args.threads, args.repeats)
+        versus = run_versus_efficient_distloss(device, args.repeats)
         background = run_background(device, args.repeats)
         table = _table(rows)
+        versus_table = _versus_table(versus)
         meta = {
             "device": device,
             "device_name": (
@@ -254,7 +339,12 @@ def main() -> None:
             "dtype": "float32",
             "command": "python benchmarks/bench_losses.py " + " ".join(sys.argv[1:]),
         }
-        payload = {"meta": meta, "distortion": rows, "background": background}
+        payload = {
+            "meta": meta,
+            "distortion": rows,
+            "versus_efficient_distloss": versus,
+            "background": background,
+        }
         (args.out / f"losses_{device}.json").write_text(json.dumps(payload, indent=2) + "\n")
         _plot(rows, args.out / f"losses_{device}.png", device)
         bg_line = (
@@ -264,9 +354,11 @@ def main() -> None:
         )
         (args.out / f"losses_{device}.md").write_text(
             f"# Distortion loss benchmark ({device}, {args.threads} thread(s))\n\n"
-            f"{table}\n\n{bg_line}\n"
+            f"{table}\n\nSide by side with torch_efficient_distloss (forward + backward, "
+            f"{RAYS} rays, medians of interleaved runs):\n\n{versus_table}\n\n{bg_line}\n"
         )
         print(table)
+        print(versus_table)
         print(bg_line)
 
 

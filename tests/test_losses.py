@@ -454,3 +454,23 @@ def test_segmented_cumsum_matches_a_loop_over_segments():
     torch.testing.assert_close(segmented_cumsum(values, start), forward)
     torch.testing.assert_close(segmented_cumsum(values, end, reverse=True), backward)
     torch.testing.assert_close(segmented_cumsum(values, start, exclusive=True), forward - values)
+
+
+def test_fused_distortion_gradients_equal_autograd_through_the_formula():
+    from aware3d.functional.losses import _dense_distortion, _dense_distortion_reference
+
+    weights, edges = random_rays(7, batch=(3, 4), S=9)
+    weights = weights.detach().requires_grad_()
+    edges = edges.detach().requires_grad_()
+    fused = _dense_distortion(weights, edges)
+    reference = _dense_distortion_reference(weights, edges)
+    torch.testing.assert_close(fused, reference, rtol=1e-12, atol=1e-14)
+    upstream = torch.rand_like(fused)
+    got = torch.autograd.grad(fused, (weights, edges), upstream)
+    want = torch.autograd.grad(reference, (weights, edges), upstream, retain_graph=True)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
+    only_weights = torch.autograd.grad(
+        _dense_distortion(weights, edges.detach()).sum(), weights
+    )[0]
+    torch.testing.assert_close(only_weights, torch.autograd.grad(reference.sum(), weights)[0])

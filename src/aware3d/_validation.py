@@ -615,6 +615,22 @@ def check_values(checks: Sequence[tuple[Tensor, Callable[[], str]]]) -> None:
             raise ValueError(message())
 
 
+def _extremes(value: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(min, max)`` of a non-empty tensor as 0-d tensors (NaN if any entry is NaN), else None.
+
+    One ``aminmax`` pass serves the finite and the range checks: the minimum and the maximum are
+    both finite exactly when every entry is, and it is many times faster than ``isfinite().all()``.
+    """
+    if value.numel() == 0 or value.dtype == torch.bool:
+        return None
+    low, high = torch.aminmax(value.detach())
+    return low, high
+
+
+def _true(device: torch.device) -> Tensor:
+    return torch.ones((), dtype=torch.bool, device=device)
+
+
 def finite_check(name: str, value: Tensor) -> tuple[Tensor, Callable[[], str]]:
     """A :func:`check_values` entry: every entry of ``value`` is finite."""
     value = value.detach()
@@ -627,19 +643,27 @@ def finite_check(name: str, value: Tensor) -> tuple[Tensor, Callable[[], str]]:
             "or infinite"
         )
 
-    return torch.isfinite(value).all(), message
+    extremes = _extremes(value) if value.is_floating_point() else None
+    if extremes is None:
+        return _true(value.device), message
+    return torch.isfinite(extremes[0]) & torch.isfinite(extremes[1]), message
 
 
 def range_check(
     name: str, value: Tensor, low: float | None, high: float | None, *, what: str = ""
 ) -> tuple[Tensor, Callable[[], str]]:
-    """A :func:`check_values` entry: every entry lies in ``[low, high]`` (``None``: unbounded)."""
+    """A :func:`check_values` entry: every entry lies in ``[low, high]`` (``None``: unbounded).
+
+    NaN entries fail it too.
+    """
     value = value.detach()
-    ok = torch.ones((), dtype=torch.bool, device=value.device)
-    if low is not None:
-        ok = ok & (value >= low).all()
-    if high is not None:
-        ok = ok & (value <= high).all()
+    ok = _true(value.device)
+    extremes = _extremes(value)
+    if extremes is not None:
+        if low is not None:
+            ok = ok & (extremes[0] >= low)
+        if high is not None:
+            ok = ok & (extremes[1] <= high)
     if low is not None and high is not None:
         rule = f"must lie in [{low:g}, {high:g}]"
     elif low is not None:
@@ -662,7 +686,8 @@ def range_check(
 
 def sorted_check(name: str, values: Tensor) -> tuple[Tensor, Callable[[], str]]:
     """A :func:`check_values` entry: ``values`` is non-decreasing along its last axis."""
-    widths = values.detach().diff(dim=-1)
+    values = values.detach()
+    widths = values[..., 1:] - values[..., :-1]
 
     def message() -> str:
         return (
@@ -670,7 +695,9 @@ def sorted_check(name: str, values: Tensor) -> tuple[Tensor, Callable[[], str]]:
             f"negative width (smallest width {float(widths.min()):.6g})"
         )
 
-    return (widths >= 0).all(), message
+    if widths.numel() == 0:
+        return _true(values.device), message
+    return widths.amin() >= 0, message
 
 
 def finite_checks(**tensors: Tensor | None) -> list[tuple[Tensor, Callable[[], str]]]:

@@ -22,7 +22,7 @@ Splat form: a rasterizer that renders features can render the per-pixel moments
 """
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Float, Int
@@ -206,6 +206,86 @@ def _distortion_checks(
     return checks
 
 
+def _distortion_terms(weights: Tensor, s: Tensor) -> tuple[Tensor, ...]:
+    """Midpoints minus the per-ray offset, widths, inclusive prefix sums and the total weight."""
+    midpoints = 0.5 * (s[..., 1:] + s[..., :-1])
+    widths = s[..., 1:] - s[..., :-1]
+    inclusive = torch.cumsum(weights, dim=-1)
+    total = inclusive[..., -1:]
+    # per-ray offset: the weighted mean midpoint (a constant: the loss is shift invariant), so the
+    # midpoints are small where the weight is and the signed sum keeps its precision
+    safe_total = torch.where(total > 0, total, torch.ones_like(total))
+    offset = (weights * midpoints).sum(-1, keepdim=True) / safe_total
+    return midpoints - offset, widths, inclusive, total
+
+
+def _dense_distortion_reference(weights: Tensor, s: Tensor) -> Tensor:
+    """:func:`_dense_distortion` through autograd (the test oracle of the fused gradients)."""
+    with torch.no_grad():
+        offset_terms = _distortion_terms(weights, s)
+    midpoints = 0.5 * (s[..., 1:] + s[..., :-1])
+    centred = midpoints - (midpoints.detach() - offset_terms[0])
+    widths = s[..., 1:] - s[..., :-1]
+    inclusive = torch.cumsum(weights, dim=-1)
+    total = inclusive[..., -1:]
+    inter = 2.0 * (weights * centred * (2.0 * inclusive - weights - total)).sum(-1)
+    return inter + (weights.square() * widths).sum(-1) / 3.0
+
+
+class _DenseDistortion(torch.autograd.Function):
+    """Per-ray O(S) distortion loss with analytic gradients (one prefix sum each way).
+
+    ``L = 2 sum_i w_i c_i (2 C_i - w_i - W) + (1/3) sum_i w_i^2 delta_i`` with centred midpoints
+    ``c_i``, inclusive prefix sums ``C_i`` and ``W = C_S``. With ``D_i = w_i c_i``,
+    ``P_k = sum_{i<k} D_i`` and ``Q_k = sum_{i>k} D_i``:
+    ``dL/dw_k = 2 (c_k (2 C_k - w_k - W) + Q_k - P_k) + (2/3) w_k delta_k``,
+    ``dL/dm_k = 2 w_k (2 C_k - w_k - W)``, ``dL/ddelta_k = w_k^2 / 3``, and each edge collects
+    ``dm/2 -+ ddelta`` from the bins it bounds. Both gradients are invariant to shifting a ray's
+    midpoints, so the per-ray offset is a constant for every derivative order. A backward with
+    ``create_graph=True`` recomputes the terms from the inputs, so second derivatives are exact.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, weights: Tensor, s: Tensor) -> Tensor:
+        """Per-ray losses ``[...]`` of ``weights [..., S]`` on edges ``s [..., S + 1]``."""
+        centred, widths, inclusive, total = _distortion_terms(weights, s)
+        spread = 2.0 * inclusive - weights - total
+        ctx.save_for_backward(weights, s, centred, widths, spread)
+        inter = 2.0 * (weights * centred * spread).sum(-1)
+        return inter + (weights.square() * widths).sum(-1) / 3.0
+
+    @staticmethod
+    def backward(ctx: Any, *grad_outputs: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """Gradients w.r.t. the weights and the edges."""
+        (grad,) = grad_outputs
+        weights, s, centred, widths, spread = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: recompute as differentiable functions
+            with torch.no_grad():
+                offset = 0.5 * (s[..., 1:] + s[..., :-1]) - centred
+            centred = 0.5 * (s[..., 1:] + s[..., :-1]) - offset
+            widths = s[..., 1:] - s[..., :-1]
+            inclusive = torch.cumsum(weights, dim=-1)
+            spread = 2.0 * inclusive - weights - inclusive[..., -1:]
+        grad = grad[..., None]
+        grad_weights = grad_edges = None
+        if ctx.needs_input_grad[0]:
+            products = weights * centred
+            before = torch.cumsum(products, dim=-1) - products  # P_k
+            after = products.sum(-1, keepdim=True) - before - products  # Q_k
+            grad_weights = grad * (
+                2.0 * (centred * spread + after - before) + (2.0 / 3.0) * weights * widths
+            )
+        if ctx.needs_input_grad[1]:
+            half_midpoint = weights * spread  # dL/dm / 2
+            width = weights.square() / 3.0  # dL/ddelta
+            zero = torch.zeros_like(weights[..., :1])
+            grad_edges = grad * (
+                torch.cat([half_midpoint - width, zero], -1)
+                + torch.cat([zero, half_midpoint + width], -1)
+            )
+        return grad_weights, grad_edges
+
+
 def _dense_distortion(weights: Tensor, s: Tensor) -> Tensor:
     """Per-ray O(S) distortion loss of ``weights [..., S]`` on edges ``s [..., S + 1]``.
 
@@ -214,19 +294,9 @@ def _dense_distortion(weights: Tensor, s: Tensor) -> Tensor:
     = 2 sum_i w_i m_i (2 C_i - w_i - W)`` (the ``B`` prefix sum rewritten through
     ``sum_i w_i B_i = sum_j w_j m_j (W - C_j)``), so one prefix sum suffices.
     """
-    midpoints = 0.5 * (s[..., 1:] + s[..., :-1])
-    widths = s[..., 1:] - s[..., :-1]
-    inclusive = torch.cumsum(weights, dim=-1)
-    total = inclusive[..., -1:]
-    # per-ray offset: the weighted mean midpoint (detached: the loss is shift invariant), so
-    # the midpoints are small where the weight is and the signed sum below keeps its precision
-    with torch.no_grad():
-        safe_total = torch.where(total > 0, total, torch.ones_like(total))
-        offset = (weights * midpoints).sum(-1, keepdim=True) / safe_total
-    centred = midpoints - offset
-    inter = 2.0 * (weights * centred * (2.0 * inclusive - weights - total)).sum(-1)
-    intra = (weights.square() * widths).sum(-1) / 3.0
-    return inter + intra
+    if weights.shape[-1] == 0:
+        return (weights.sum(-1) + s.sum(-1)) * 0.0  # no bins: 0, still connected to the inputs
+    return _DenseDistortion.apply(weights, s)  # pyright: ignore[reportReturnType]
 
 
 @checked(same_dtype=False)
