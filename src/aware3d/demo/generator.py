@@ -62,12 +62,13 @@ class Generator3D(nn.Module):
         mapping_layers: int = 4,
         background_hidden: int = 64,
         background_radius: float = 3.0,
+        background_freqs: int = 4,
     ) -> None:
         super().__init__()
         self.decoder = small_decoder(w_dim) if decoder is None else decoder
         self.background = SphericalBackground(
             w_dim, feature_dim=3, radius=background_radius, hidden=background_hidden,
-            num_layers=3, num_freqs=4,
+            num_layers=3, num_freqs=background_freqs,
         )  # fmt: skip
         self.mapping = MappingNetwork(
             z_dim, w_dim, num_ws=self.decoder.num_ws + 1, num_layers=mapping_layers

@@ -20,6 +20,7 @@ class DemoData(NamedTuple):
 
     images: torch.Tensor
     labels: torch.Tensor
+    masks: torch.Tensor | None
     description: str
 
 
@@ -30,7 +31,9 @@ def load_data(path: Path | None, resolution: int, seed: int, max_images: int) ->
             num_scenes=max_images // 4, views_per_scene=4, resolution=resolution, seed=seed,
             value_range=(-1.0, 1.0),
         )  # fmt: skip
-        return DemoData(scenes.real_images(), scenes.labels, f"SyntheticScenes({len(scenes)})")
+        return DemoData(
+            scenes.real_images(), scenes.labels, scenes.masks, f"SyntheticScenes({len(scenes)})"
+        )
     dataset = EG3DDataset(path, value_range=(-1.0, 1.0))
     count = min(len(dataset), max_images)
     images, labels = [], []
@@ -43,7 +46,9 @@ def load_data(path: Path | None, resolution: int, seed: int, max_images: int) ->
             )[0].permute(1, 2, 0)
         images.append(image)
         labels.append(item.label)
-    return DemoData(torch.stack(images), torch.stack(labels), f"EG3DDataset({path}, {count})")
+    return DemoData(
+        torch.stack(images), torch.stack(labels), None, f"EG3DDataset({path}, {count})"
+    )
 
 
 def write_outputs(run: TrainingRun, data: DemoData, out: Path, device: torch.device) -> dict:

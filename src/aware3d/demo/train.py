@@ -4,7 +4,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from jaxtyping import Float
@@ -15,6 +15,7 @@ from aware3d.cameras import Cameras
 from aware3d.demo.generator import Generator3D
 from aware3d.functional.losses import separation_loss, splat_distortion_loss
 from aware3d.nn.decoder import small_decoder
+from aware3d.training.augment import diff_augment
 from aware3d.training import (
     CameraConditionedDiscriminator,
     SlicedWasserstein,
@@ -40,6 +41,11 @@ class ImageSource(Protocol):
     @property
     def labels(self) -> Tensor:
         """EG3D labels ``[N, 25]``."""
+        ...
+
+    @property
+    def masks(self) -> Tensor | None:
+        """Ground-truth foreground masks ``[N, H, W, 1]`` in [0, 1], or ``None``."""
         ...
 
 
@@ -80,6 +86,25 @@ class DemoConfig:
     distortion_weight: float = 0.1
     ema_half_life_images: float = 500.0
     metric_images: int = 128
+    augment: tuple[str, ...] = ("color", "translation", "cutout")
+    background_freqs: int = 4
+
+
+class Evaluation(NamedTuple):
+    """Quality of a generator against the first ``metric_images`` real images.
+
+    Attributes:
+        swd: sliced Wasserstein distance to the real images.
+        separation: mean separation loss of the generated images.
+        coverage_fake: mean foreground opacity of the generated images.
+        coverage_real: mean ground-truth foreground mask of the same real images (``None`` for
+            data without masks).
+    """
+
+    swd: SlicedWasserstein
+    separation: float
+    coverage_fake: float
+    coverage_real: float | None
 
 
 @dataclass
@@ -90,22 +115,23 @@ class TrainingRun:
     generator_ema: Generator3D
     discriminator: CameraConditionedDiscriminator
     history: dict[str, list[float]]
-    swd_start: SlicedWasserstein
-    swd_end: SlicedWasserstein
-    separation_start: float
-    separation_end: float
+    start: Evaluation
+    end: Evaluation
     seconds: float
     config: DemoConfig
 
     def metrics(self) -> dict[str, Any]:
         """JSON-serialisable summary."""
         return {
-            "sliced_wasserstein_start": self.swd_start.mean,
-            "sliced_wasserstein_end": self.swd_end.mean,
-            "sliced_wasserstein_start_per_level": self.swd_start.per_level,
-            "sliced_wasserstein_end_per_level": self.swd_end.per_level,
-            "separation_loss_start": self.separation_start,
-            "separation_loss_end": self.separation_end,
+            "sliced_wasserstein_start": self.start.swd.mean,
+            "sliced_wasserstein_end": self.end.swd.mean,
+            "sliced_wasserstein_start_per_level": self.start.swd.per_level,
+            "sliced_wasserstein_end_per_level": self.end.swd.per_level,
+            "separation_loss_start": self.start.separation,
+            "separation_loss_end": self.end.separation,
+            "foreground_coverage_fake_start": self.start.coverage_fake,
+            "foreground_coverage_fake": self.end.coverage_fake,
+            "foreground_coverage_real": self.end.coverage_real,
             "separation_loss_mean_last_50_steps": _tail_mean(self.history["separation"], 50),
             "training_seconds": self.seconds,
             "steps": self.config.steps,
@@ -126,7 +152,9 @@ def build_models(
     decoder = small_decoder(
         config.w_dim, num_levels=config.decoder_levels, resolution=config.resolution
     )
-    generator = Generator3D(config.z_dim, config.w_dim, decoder).to(device)
+    generator = Generator3D(
+        config.z_dim, config.w_dim, decoder, background_freqs=config.background_freqs
+    ).to(device)
     discriminator = CameraConditionedDiscriminator(
         config.resolution, channel_base=2048, channel_max=64, embed_dim=64
     ).to(device)
@@ -147,24 +175,32 @@ def render_with_labels(
 @torch.no_grad()
 def evaluate(
     generator: Generator3D, data: ImageSource, config: DemoConfig, device: torch.device
-) -> tuple[SlicedWasserstein, float]:
-    """Sliced Wasserstein distance to the real images and mean separation loss, fixed latents."""
+) -> Evaluation:
+    """Sliced Wasserstein distance, separation loss and foreground coverage, fixed latents."""
     count = min(config.metric_images, data.images.shape[0])
     z = torch.randn(count, config.z_dim, generator=torch.Generator().manual_seed(12345))
     labels = data.labels[:count].to(device)
-    fakes, separations = [], []
+    fakes, separations, coverages = [], [], []
     for start in range(0, count, 32):
         part = slice(start, start + 32)
         cameras = Cameras.from_eg3d_labels(labels[part, None])
         out = generator(z[part].to(device), cameras, config.resolution, config.resolution)
         fakes.append(out.images[:, 0].cpu())
-        separations.append(float(separation_loss(out.composite.bg_transmittance)))
+        separations.append(separation_loss(out.composite.bg_transmittance, reduction="sum"))
+        coverages.append(out.composite.opacity.sum())
     fake = torch.cat(fakes)
     real = data.images[:count]
     swd = sliced_wasserstein_distance(
         (real.clamp(-1, 1) + 1) / 2, (fake.clamp(-1, 1) + 1) / 2, min_size=16
     )
-    return swd, sum(separations) / len(separations)
+    pixels = count * config.resolution**2
+    masks = data.masks
+    return Evaluation(
+        swd,
+        float(torch.stack(separations).sum()) / pixels,
+        float(torch.stack(coverages).sum()) / pixels,
+        None if masks is None else float(masks[:count].mean()),
+    )
 
 
 def train(
@@ -190,7 +226,7 @@ def train(
         )
     generator, discriminator = build_models(config, device)
     generator_ema = make_ema(generator)
-    swd_start, separation_start = evaluate(generator_ema, data, config, device)
+    start_eval = evaluate(generator_ema, data, config, device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_generator, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(
         discriminator.parameters(), lr=config.lr_discriminator, betas=(0.0, 0.99)
@@ -216,7 +252,9 @@ def train(
         out = generator(z, cameras, config.resolution, config.resolution)
         fake = out.images[:, 0]
         discriminator.requires_grad_(False)
-        g_adv = generator_loss(discriminator(fake, fake_labels))
+        g_adv = generator_loss(
+            discriminator(diff_augment(fake, config.augment, generator=rng), fake_labels)
+        )
         separation = separation_loss(out.composite.bg_transmittance)
         assert out.splat.moment1 is not None
         assert out.splat.moment2 is not None
@@ -232,8 +270,13 @@ def train(
         # discriminator step on the same fakes
         r1_weight = lazy_r1_weight(step, config.r1_gamma, config.r1_interval)
         real_input = real.detach().requires_grad_(r1_weight > 0)
-        real_logits = discriminator(real_input, real_labels)
-        d_loss = discriminator_loss(real_logits, discriminator(fake.detach(), fake_labels))
+        real_logits = discriminator(
+            diff_augment(real_input, config.augment, generator=rng), real_labels
+        )
+        fake_logits = discriminator(
+            diff_augment(fake.detach(), config.augment, generator=rng), fake_labels
+        )
+        d_loss = discriminator_loss(real_logits, fake_logits)
         r1 = (
             r1_penalty(real_logits, real_input) if r1_weight > 0 else torch.zeros((), device=device)
         )
@@ -255,11 +298,10 @@ def train(
             sep=f"{history['separation'][-1]:.3f}",
         )
     seconds = time.perf_counter() - start
-    swd_end, separation_end = evaluate(generator_ema, data, config, device)
+    end_eval = evaluate(generator_ema, data, config, device)
     for values in history.values():
         if any(not math.isfinite(v) for v in values):
             raise RuntimeError("training diverged: a loss became NaN or infinite")
     return TrainingRun(
-        generator, generator_ema, discriminator, history, swd_start, swd_end,
-        separation_start, separation_end, seconds, config,
+        generator, generator_ema, discriminator, history, start_eval, end_eval, seconds, config,
     )  # fmt: skip
