@@ -470,7 +470,5 @@ def test_fused_distortion_gradients_equal_autograd_through_the_formula():
     want = torch.autograd.grad(reference, (weights, edges), upstream, retain_graph=True)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
-    only_weights = torch.autograd.grad(
-        _dense_distortion(weights, edges.detach()).sum(), weights
-    )[0]
+    only_weights = torch.autograd.grad(_dense_distortion(weights, edges.detach()).sum(), weights)[0]
     torch.testing.assert_close(only_weights, torch.autograd.grad(reference.sum(), weights)[0])

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _demo_defaults() -> dict:
     # Mirrors DemoConfig's defaults (and run_demo's max_images) without importing torch, so that
     # `--help` and argument errors are instant; a test keeps them equal.
-    return {"steps": 1000, "resolution": 32, "batch": 8, "seed": 0, "max_images": 256}
+    return {"steps": 1000, "resolution": 32, "batch": 8, "seed": 0, "max_images": 2048}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,6 @@ occupancy. It is a readable template for your own generator, not a fixed archite
 
 from typing import Literal, NamedTuple
 
-import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
@@ -99,8 +98,3 @@ class Generator3D(nn.Module):
         splat = rasterize(gaussians, cameras, width, height, depth_moments=True, backend=backend)
         composite = self.compositor(splat, w=ws[:, -1], cameras=cameras)
         return GeneratorOutput(composite.image, composite, splat, gaussians, ws)
-
-    def sample_z(self, count: int, generator: torch.Generator | None = None) -> Tensor:
-        """Standard normal latents ``[count, z_dim]`` on the module's device."""
-        device = next(self.parameters()).device
-        return torch.randn(count, self.z_dim, generator=generator).to(device)

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import torch
 
+from aware3d._io import atomic_write_text
 from aware3d.cameras import fov_from_intrinsics
 from aware3d.data.eg3d import EG3DDataset
 from aware3d.data.synthetic import SyntheticScenes
@@ -46,9 +47,7 @@ def load_data(path: Path | None, resolution: int, seed: int, max_images: int) ->
             )[0].permute(1, 2, 0)
         images.append(image)
         labels.append(item.label)
-    return DemoData(
-        torch.stack(images), torch.stack(labels), None, f"EG3DDataset({path}, {count})"
-    )
+    return DemoData(torch.stack(images), torch.stack(labels), None, f"EG3DDataset({path}, {count})")
 
 
 def write_outputs(run: TrainingRun, data: DemoData, out: Path, device: torch.device) -> dict:
@@ -76,7 +75,7 @@ def write_outputs(run: TrainingRun, data: DemoData, out: Path, device: torch.dev
         {"demo_config": metrics["config"], "metrics": {k: v for k, v in metrics.items()
                                                         if k != "config"}},
     )  # fmt: skip
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -86,7 +85,7 @@ def run_demo(
     out: Path,
     device: str,
     config: DemoConfig,
-    max_images: int = 256,
+    max_images: int = 2048,
     progress: bool = True,
 ) -> dict:
     """Loads data, trains, writes outputs; returns the metrics."""
@@ -97,12 +96,15 @@ def run_demo(
     run = train(config, data, device, progress=progress)
     metrics = write_outputs(run, data, out, torch.device(device))
     metrics["total_seconds"] = time.perf_counter() - start
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    real = metrics["foreground_coverage_real"]
     print(
         f"sliced Wasserstein distance (x1e3, lower is better): "
         f"{metrics['sliced_wasserstein_start']:.1f} at the start -> "
-        f"{metrics['sliced_wasserstein_end']:.1f} at the end; "
-        f"separation loss {metrics['separation_loss_start']:.3f} -> "
-        f"{metrics['separation_loss_end']:.3f}; wrote {out}/"
+        f"{metrics['sliced_wasserstein_end']:.1f} at the end; foreground coverage "
+        f"{metrics['foreground_coverage_fake']:.3f}"
+        + ("" if real is None else f" (real images: {real:.3f})")
+        + f"; separation loss {metrics['separation_loss_start']:.3f} -> "
+        f"{metrics['separation_loss_end']:.3f}; {metrics['total_seconds']:.0f} s; wrote {out}/"
     )
     return metrics

@@ -7,15 +7,20 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
 from tqdm import tqdm
 
+from aware3d._validation import (
+    check_nonnegative_int,
+    check_nonnegative_number,
+    check_positive_int,
+    check_positive_number,
+    value_checks,
+)
 from aware3d.cameras import Cameras
 from aware3d.demo.generator import Generator3D
 from aware3d.functional.losses import separation_loss, splat_distortion_loss
 from aware3d.nn.decoder import small_decoder
-from aware3d.training.augment import diff_augment
 from aware3d.training import (
     CameraConditionedDiscriminator,
     SlicedWasserstein,
@@ -28,6 +33,10 @@ from aware3d.training import (
     sliced_wasserstein_distance,
     update_ema,
 )
+from aware3d.training.augment import AUGMENTATIONS, diff_augment
+
+#: The losses :func:`training_step` returns, in order.
+LOSS_NAMES = ("d_loss", "g_loss", "separation", "distortion", "r1")
 
 
 class ImageSource(Protocol):
@@ -69,6 +78,15 @@ class DemoConfig:
         distortion_weight: weight of the splat distortion loss.
         ema_half_life_images: EMA half-life of the generator, in images.
         metric_images: images per set for the sliced Wasserstein distance.
+        augment: DiffAugment transforms applied to every image the discriminator sees
+            (:func:`aware3d.training.augment.diff_augment`); none by default: on the synthetic
+            scenes they weakened the discriminator until the separation and distortion losses
+            removed the foreground.
+        background_freqs: octaves of the background's direction encoding. Two keep it as smooth
+            as real backgrounds, so it cannot paint the object on the sphere instead of the
+            foreground learning it.
+        log_every: read the losses back from the device every this many steps (the training
+            step itself never waits for the device).
     """
 
     steps: int = 1000
@@ -86,8 +104,26 @@ class DemoConfig:
     distortion_weight: float = 0.1
     ema_half_life_images: float = 500.0
     metric_images: int = 128
-    augment: tuple[str, ...] = ("color", "translation", "cutout")
-    background_freqs: int = 4
+    augment: tuple[str, ...] = ()
+    background_freqs: int = 2
+    log_every: int = 25
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "z_dim", "w_dim", "decoder_levels", "r1_interval",
+                     "metric_images", "log_every"):  # fmt: skip
+            check_positive_int(name, getattr(self, name))
+        check_positive_int("resolution", self.resolution)
+        check_nonnegative_int("seed", self.seed)
+        check_nonnegative_int("background_freqs", self.background_freqs)
+        for name in ("lr_generator", "lr_discriminator", "ema_half_life_images"):
+            check_positive_number(name, getattr(self, name))
+        for name in ("r1_gamma", "separation_weight", "distortion_weight"):
+            check_nonnegative_number(name, getattr(self, name))
+        unknown = [name for name in self.augment if name not in AUGMENTATIONS]
+        if isinstance(self.augment, str) or unknown:
+            raise ValueError(
+                f"`augment` must hold names from {AUGMENTATIONS}, got {self.augment!r}"
+            )
 
 
 class Evaluation(NamedTuple):
@@ -161,17 +197,6 @@ def build_models(
     return generator, discriminator
 
 
-def render_with_labels(
-    generator: Generator3D,
-    z: Float[Tensor, "B Z"],
-    labels: Float[Tensor, "B 25"],
-    resolution: int,
-) -> Float[Tensor, "B H W 3"]:
-    """Renders one image per latent from the camera of the matching EG3D label."""
-    cameras = Cameras.from_eg3d_labels(labels[:, None])
-    return generator(z, cameras, resolution, resolution).images[:, 0]
-
-
 @torch.no_grad()
 def evaluate(
     generator: Generator3D, data: ImageSource, config: DemoConfig, device: torch.device
@@ -203,58 +228,63 @@ def evaluate(
     )
 
 
-def train(
-    config: DemoConfig,
-    data: ImageSource,
-    device: torch.device | str = "cpu",
-    *,
-    progress: bool = True,
-) -> TrainingRun:
-    """Trains the demo GAN.
+class Models(NamedTuple):
+    """What a training step updates: the networks, their EMA and the optimisers."""
 
-    Each step renders one batch with the generator from cameras drawn from the dataset's labels,
-    updates the generator with the non-saturating loss plus ``separation_weight`` times BallGAN's
-    separation loss and ``distortion_weight`` times the splat distortion loss, then updates the
-    camera-conditioned discriminator on the same (detached) fakes and a real batch, with lazy R1.
-    The EMA generator is evaluated before and after training.
+    generator: Generator3D
+    generator_ema: Generator3D
+    discriminator: CameraConditionedDiscriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
+class Batch(NamedTuple):
+    """One step's inputs, on the training device.
+
+    Attributes:
+        real: real images ``[B, H, W, 3]`` in [-1, 1].
+        real_labels: their EG3D labels ``[B, 25]``.
+        fake_labels: labels of the cameras to render the fakes from ``[B, 25]``.
+        fake_cameras: those cameras, ``Cameras [B, 1]`` (validated once, when the data loaded).
+        z: latents ``[B, Z]``.
     """
-    device = torch.device(device)
-    if data.images.shape[1] != config.resolution:
-        raise ValueError(
-            f"the data's images are {data.images.shape[1]} px but `resolution` is "
-            f"{config.resolution}"
-        )
-    generator, discriminator = build_models(config, device)
-    generator_ema = make_ema(generator)
-    start_eval = evaluate(generator_ema, data, config, device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_generator, betas=(0.0, 0.99))
-    opt_d = torch.optim.Adam(
-        discriminator.parameters(), lr=config.lr_discriminator, betas=(0.0, 0.99)
-    )
-    beta = ema_beta(config.batch, config.ema_half_life_images)
-    rng = torch.Generator().manual_seed(config.seed)
-    history: dict[str, list[float]] = {
-        k: [] for k in ("d_loss", "g_loss", "separation", "distortion", "r1")
-    }
-    count = data.images.shape[0]
-    start = time.perf_counter()
-    steps = tqdm(range(config.steps), disable=not progress, desc="training", unit="step")
-    for step in steps:
-        real_index = torch.randint(count, (config.batch,), generator=rng)
-        fake_index = torch.randint(count, (config.batch,), generator=rng)
-        real = data.images[real_index].to(device)
-        real_labels = data.labels[real_index].to(device)
-        fake_labels = data.labels[fake_index].to(device)
-        z = torch.randn(config.batch, config.z_dim, generator=rng).to(device)
 
-        # generator step
-        cameras = Cameras.from_eg3d_labels(fake_labels[:, None])
-        out = generator(z, cameras, config.resolution, config.resolution)
+    real: Tensor
+    real_labels: Tensor
+    fake_labels: Tensor
+    fake_cameras: Cameras
+    z: Tensor
+
+
+def training_step(
+    models: Models,
+    batch: Batch,
+    config: DemoConfig,
+    step: int,
+    ema_decay: float,
+    rng: torch.Generator,
+) -> Tensor:
+    """One generator update, one discriminator update and the EMA update.
+
+    The generator minimises the non-saturating loss plus ``separation_weight`` times BallGAN's
+    separation loss and ``distortion_weight`` times the splat distortion loss; the
+    camera-conditioned discriminator then updates on the same (detached) fakes and the real
+    batch, with lazy R1. Runs with value checks off (its inputs were validated when they were
+    built), so it never waits for the device except for the torch rasterizer's one data-dependent
+    size (the number of Gaussian-tile pairs; gsplat needs none).
+
+    Returns:
+        The losses of :data:`LOSS_NAMES` as one tensor ``[5]`` on the device (R1 is 0 on steps
+        without it).
+    """
+    generator, generator_ema, discriminator, opt_g, opt_d = models
+    resolution = config.resolution
+    with value_checks(False):
+        out = generator(batch.z, batch.fake_cameras, resolution, resolution)
         fake = out.images[:, 0]
         discriminator.requires_grad_(False)
-        g_adv = generator_loss(
-            discriminator(diff_augment(fake, config.augment, generator=rng), fake_labels)
-        )
+        fake_seen = diff_augment(fake, config.augment, generator=rng)
+        g_adv = generator_loss(discriminator(fake_seen, batch.fake_labels))
         separation = separation_loss(out.composite.bg_transmittance)
         assert out.splat.moment1 is not None
         assert out.splat.moment2 is not None
@@ -267,41 +297,96 @@ def train(
         opt_g.step()
         discriminator.requires_grad_(True)
 
-        # discriminator step on the same fakes
         r1_weight = lazy_r1_weight(step, config.r1_gamma, config.r1_interval)
-        real_input = real.detach().requires_grad_(r1_weight > 0)
-        real_logits = discriminator(
-            diff_augment(real_input, config.augment, generator=rng), real_labels
-        )
+        real_input = batch.real.detach().requires_grad_(r1_weight > 0)
+        real_seen = diff_augment(real_input, config.augment, generator=rng)
+        real_logits = discriminator(real_seen, batch.real_labels)
         fake_logits = discriminator(
-            diff_augment(fake.detach(), config.augment, generator=rng), fake_labels
+            diff_augment(fake.detach(), config.augment, generator=rng), batch.fake_labels
         )
         d_loss = discriminator_loss(real_logits, fake_logits)
-        r1 = (
-            r1_penalty(real_logits, real_input) if r1_weight > 0 else torch.zeros((), device=device)
-        )
+        r1 = r1_penalty(real_logits, real_input) if r1_weight > 0 else d_loss.new_zeros(())
         opt_d.zero_grad(set_to_none=True)
         (d_loss + r1_weight * r1).backward()
         opt_d.step()
+        update_ema(generator_ema, generator, ema_decay)
+    return torch.stack([d_loss, g_adv, separation, distortion, r1]).detach()
 
-        update_ema(generator_ema, generator, beta)
-        logged = torch.stack([d_loss, g_adv, separation, distortion, r1]).detach().tolist()
-        for key, value in zip(
-            ("d_loss", "g_loss", "separation", "distortion"), logged, strict=False
-        ):
-            history[key].append(value)
-        if r1_weight > 0:
-            history["r1"].append(logged[-1])
-        steps.set_postfix(
-            d=f"{history['d_loss'][-1]:.3f}",
-            g=f"{history['g_loss'][-1]:.3f}",
-            sep=f"{history['separation'][-1]:.3f}",
+
+def _record(history: dict[str, list[float]], pending: list[tuple[int, Tensor]], config) -> None:
+    """Moves the pending per-step losses to ``history`` (one host synchronisation)."""
+    if not pending:
+        return
+    values = torch.stack([losses for _, losses in pending]).tolist()
+    for (step, _), row in zip(pending, values, strict=True):
+        if not all(math.isfinite(v) for v in row):
+            raise RuntimeError(f"training diverged at step {step}: a loss became NaN or infinite")
+        for name, value in zip(LOSS_NAMES[:-1], row, strict=False):
+            history[name].append(value)
+        if lazy_r1_weight(step, config.r1_gamma, config.r1_interval) > 0:
+            history["r1"].append(row[-1])
+    pending.clear()
+
+
+def train(
+    config: DemoConfig,
+    data: ImageSource,
+    device: torch.device | str = "cpu",
+    *,
+    progress: bool = True,
+) -> TrainingRun:
+    """Trains the demo GAN with :func:`training_step`.
+
+    Cameras of the dataset's labels are built (and validated) once; each step draws a real batch
+    and a batch of labels for the fakes from the dataset, and latents, from a generator seeded
+    with ``config.seed``. The EMA generator is evaluated before and after training.
+
+    Raises:
+        ValueError: if the data's images do not have ``config.resolution`` pixels.
+        RuntimeError: if a loss becomes NaN or infinite.
+    """
+    device = torch.device(device)
+    if data.images.shape[1] != config.resolution:
+        raise ValueError(
+            f"the data's images are {data.images.shape[1]} px but `resolution` is "
+            f"{config.resolution}"
         )
+    generator, discriminator = build_models(config, device)
+    generator_ema = make_ema(generator)
+    start_eval = evaluate(generator_ema, data, config, device)
+    models = Models(
+        generator,
+        generator_ema,
+        discriminator,
+        torch.optim.Adam(generator.parameters(), lr=config.lr_generator, betas=(0.0, 0.99)),
+        torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator, betas=(0.0, 0.99)),
+    )
+    beta = ema_beta(config.batch, config.ema_half_life_images)
+    rng = torch.Generator().manual_seed(config.seed)
+    images, labels = data.images.to(device), data.labels.to(device)
+    cameras = Cameras.from_eg3d_labels(labels[:, None])  # validated once, here
+    history: dict[str, list[float]] = {name: [] for name in LOSS_NAMES}
+    pending: list[tuple[int, Tensor]] = []
+    count = images.shape[0]
+    start = time.perf_counter()
+    steps = tqdm(range(config.steps), disable=not progress, desc="training", unit="step")
+    for step in steps:
+        real_index = torch.randint(count, (config.batch,), generator=rng).to(device)
+        fake_index = torch.randint(count, (config.batch,), generator=rng).to(device)
+        z = torch.randn(config.batch, config.z_dim, generator=rng).to(device)
+        batch = Batch(
+            images[real_index], labels[real_index], labels[fake_index], cameras[fake_index], z
+        )
+        pending.append((step, training_step(models, batch, config, step, beta, rng)))
+        if len(pending) >= config.log_every or step == config.steps - 1:
+            _record(history, pending, config)
+            steps.set_postfix(
+                d=f"{history['d_loss'][-1]:.3f}",
+                g=f"{history['g_loss'][-1]:.3f}",
+                sep=f"{history['separation'][-1]:.3f}",
+            )
     seconds = time.perf_counter() - start
     end_eval = evaluate(generator_ema, data, config, device)
-    for values in history.values():
-        if any(not math.isfinite(v) for v in values):
-            raise RuntimeError("training diverged: a loss became NaN or infinite")
     return TrainingRun(
-        generator, generator_ema, discriminator, history, start_eval, end_eval, seconds, config,
-    )  # fmt: skip
+        generator, generator_ema, discriminator, history, start_eval, end_eval, seconds, config
+    )

@@ -1,5 +1,6 @@
 """Training helpers: GAN objectives, R1, EMA, a camera-conditioned discriminator, checkpoints."""
 
+from aware3d.training.augment import AUGMENTATIONS, diff_augment
 from aware3d.training.checkpoint import load_checkpoint, save_checkpoint
 from aware3d.training.discriminator import CameraConditionedDiscriminator, EqualizedConv2d
 from aware3d.training.ema import ema_beta, make_ema, update_ema
@@ -12,9 +13,11 @@ from aware3d.training.losses import (
 from aware3d.training.metrics import SlicedWasserstein, sliced_wasserstein_distance
 
 __all__ = [
+    "AUGMENTATIONS",
     "CameraConditionedDiscriminator",
     "EqualizedConv2d",
     "SlicedWasserstein",
+    "diff_augment",
     "discriminator_loss",
     "ema_beta",
     "generator_loss",

@@ -23,6 +23,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from aware3d._validation import checked
+
 __all__ = ["AUGMENTATIONS", "diff_augment"]
 
 #: Transform names accepted by :func:`diff_augment`, in their default order.
@@ -58,8 +60,8 @@ def _color(images: Tensor, generator: torch.Generator | None) -> Tensor:
 
 def _translate(images: Tensor, generator: torch.Generator | None) -> Tensor:
     batch, height, width = images.shape[:3]
-    reach_y = int(round(_TRANSLATION_RATIO * height))
-    reach_x = int(round(_TRANSLATION_RATIO * width))
+    reach_y = round(_TRANSLATION_RATIO * height)
+    reach_x = round(_TRANSLATION_RATIO * width)
     dy = _randint(batch, -reach_y, reach_y, generator, images.device)
     dx = _randint(batch, -reach_x, reach_x, generator, images.device)
     # output pixel (i, j) reads input pixel (i - dy, j - dx), zero outside the image
@@ -67,14 +69,16 @@ def _translate(images: Tensor, generator: torch.Generator | None) -> Tensor:
     cols = torch.arange(width, device=images.device)[None, :] - dx[:, None]  # [B, W]
     inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None]
     scene = torch.arange(batch, device=images.device)[:, None, None]
-    gathered = images[scene, rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None]]
+    gathered = images[
+        scene, rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None]
+    ]
     return gathered * inside[..., None].to(images.dtype)
 
 
 def _cutout(images: Tensor, generator: torch.Generator | None) -> Tensor:
     batch, height, width = images.shape[:3]
-    side_y = int(round(_CUTOUT_RATIO * height))
-    side_x = int(round(_CUTOUT_RATIO * width))
+    side_y = round(_CUTOUT_RATIO * height)
+    side_x = round(_CUTOUT_RATIO * width)
     cy = _randint(batch, 0, height - 1, generator, images.device)
     cx = _randint(batch, 0, width - 1, generator, images.device)
     rows = torch.arange(height, device=images.device)[None, :]
@@ -89,6 +93,7 @@ def _cutout(images: Tensor, generator: torch.Generator | None) -> Tensor:
 _TRANSFORMS = {"color": _color, "translation": _translate, "cutout": _cutout}
 
 
+@checked
 def diff_augment(
     images: Float[Tensor, "B H W C"],
     policy: Sequence[str] = AUGMENTATIONS,
@@ -112,15 +117,15 @@ def diff_augment(
         ValueError: for an unknown transform name or images that are not ``[B, H, W, C]``.
         TypeError: for images that are not a floating-point tensor.
     """
-    if isinstance(policy, str):
-        raise TypeError(f"`policy` must be a sequence of names like {AUGMENTATIONS}, got a string")
+    if isinstance(policy, str) or not isinstance(policy, Sequence):
+        raise TypeError(
+            f"`policy` must be a sequence of names from {AUGMENTATIONS}, got {policy!r}"
+        )
     unknown = [name for name in policy if name not in _TRANSFORMS]
     if unknown:
         raise ValueError(f"`policy` has unknown transforms {unknown}; choose from {AUGMENTATIONS}")
-    if not isinstance(images, Tensor) or not images.is_floating_point():
-        raise TypeError("`images` must be a floating-point tensor [B, H, W, C]")
-    if images.ndim != 4:
-        raise ValueError(f"`images` must have shape [B, H, W, C], got {list(images.shape)}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
     for name in policy:
         images = _TRANSFORMS[name](images, generator)
     return images
