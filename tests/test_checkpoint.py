@@ -11,15 +11,6 @@ from aware3d._io import atomic_open, atomic_write_bytes, atomic_write_files, ato
 from aware3d.training import load_checkpoint, save_checkpoint
 
 
-@pytest.fixture
-def umask():
-    """Sets the process umask for one test (call it) and restores it afterwards."""
-    original = os.umask(0o022)
-    os.umask(original)
-    yield os.umask
-    os.umask(original)
-
-
 def modules(seed):
     torch.manual_seed(seed)
     return {"a": torch.nn.Linear(3, 2), "b": torch.nn.Sequential(torch.nn.Linear(4, 4))}

@@ -3,7 +3,6 @@
 import io
 import json
 import multiprocessing
-import os
 import pickle
 import struct
 import warnings
@@ -553,12 +552,3 @@ def test_a_failed_export_leaves_the_old_dataset_intact(tmp_path, two_views, one_
     assert tree(folder) == before_folder
     assert archive.read_bytes() == before_archive
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "data.zip"]
-
-
-@pytest.fixture
-def umask():
-    """Sets the process umask for one test (call it) and restores it afterwards."""
-    original = os.umask(0o022)
-    os.umask(original)
-    yield os.umask
-    os.umask(original)

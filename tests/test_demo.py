@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from aware3d import intrinsics_from_fov, orbit
 from aware3d.cli import build_parser
 from aware3d.demo import DemoConfig, build_models
 from aware3d.demo.run import run_demo
-from aware3d import intrinsics_from_fov, orbit
 from aware3d.training import load_checkpoint, make_ema
 
 TINY = DemoConfig(steps=2, resolution=32, batch=2, metric_images=8)

@@ -157,12 +157,3 @@ def test_writing_replaces_the_file_atomically_with_the_umask_mode(tmp_path, umas
     np.testing.assert_array_equal(_ply.read_vertices(path)["x"], [0.0, 1.0, 2.0])
     assert os.listdir(tmp_path) == ["scene.ply"]  # no temporary file left
     assert path.stat().st_mode & 0o777 == 0o640
-
-
-@pytest.fixture
-def umask():
-    """Sets the process umask for one test and restores it afterwards."""
-    original = os.umask(0o022)
-    os.umask(original)
-    yield os.umask
-    os.umask(original)
