@@ -8,7 +8,7 @@ import torch
 
 
 def test_canary_wrong_shape_is_rejected_by_the_checker():
-    # The library's own check (``aware3d._validation.checked``) is the outer wrapper and raises
+    # The library's own check (``aware3d._checked.checked``) is the outer wrapper and raises
     # ValueError; jaxtyping's checker wraps the function inside it, so calling that inner function
     # and getting jaxtyping's TypeCheckError proves the annotations are checked in the tests.
     from aware3d.cameras import fov_from_intrinsics

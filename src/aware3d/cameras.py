@@ -19,6 +19,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from aware3d._checked import checked
 from aware3d._validation import (
     check_finite,
     check_float_dtype,
@@ -27,7 +28,6 @@ from aware3d._validation import (
     check_positive_int,
     check_positive_number,
     check_values,
-    checked,
     finite_check,
     finite_checks,
     format_shape,

@@ -10,12 +10,12 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from aware3d import _ply
+from aware3d._checked import checked
 from aware3d._validation import (
     check_float_dtype,
     check_positive_number,
     check_shape,
     check_values,
-    checked,
     finite_checks,
     range_check,
     value_checks_enabled,

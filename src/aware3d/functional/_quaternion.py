@@ -7,7 +7,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from aware3d._validation import checked
+from aware3d._checked import checked
 
 #: Below this largest absolute component a quaternion counts as zero (its direction is undefined).
 QUATERNION_EPS = 1e-6

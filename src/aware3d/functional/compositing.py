@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from aware3d._checked import checked
 from aware3d._validation import (
     check_values,
-    checked,
     finite_checks,
     range_check,
     sorted_check,

@@ -11,7 +11,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from aware3d._validation import check_bool, check_nonnegative_int, check_positive_int, checked
+from aware3d._checked import checked
+from aware3d._validation import (
+    check_bool,
+    check_nonnegative_int,
+    check_positive_int,
+)
 
 __all__ = ["fourier_feature_dim", "fourier_features"]
 

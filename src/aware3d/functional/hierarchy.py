@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from aware3d._checked import check_fields
 from aware3d._validation import (
-    check_fields,
     check_number,
     check_positive_int,
     check_positive_number,

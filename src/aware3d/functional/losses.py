@@ -28,12 +28,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from aware3d._checked import checked
 from aware3d._validation import (
     check_choice,
     check_nonnegative_int,
     check_number,
     check_values,
-    checked,
     finite_check,
     finite_checks,
     format_shape,

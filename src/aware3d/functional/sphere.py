@@ -11,10 +11,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from aware3d._checked import checked
 from aware3d._validation import (
     check_positive_number,
     check_values,
-    checked,
     finite_checks,
     value_checks_enabled,
 )

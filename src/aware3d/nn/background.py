@@ -7,6 +7,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from aware3d._checked import checked
 from aware3d._validation import (
     check_float_dtype,
     check_module_device,
@@ -16,7 +17,6 @@ from aware3d._validation import (
     check_positive_number,
     check_shape,
     check_values,
-    checked,
     finite_checks,
     value_checks_enabled,
 )

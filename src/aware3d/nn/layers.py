@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from aware3d._checked import checked
 from aware3d._validation import (
     check_bool,
     check_module_device,
@@ -15,7 +16,6 @@ from aware3d._validation import (
     check_positive_int,
     check_positive_number,
     check_shape,
-    checked,
 )
 
 #: Negative slope and gain of StyleGAN2's leaky ReLU.

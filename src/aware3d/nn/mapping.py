@@ -4,6 +4,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from aware3d._checked import checked
 from aware3d._validation import (
     check_bool,
     check_module_device,
@@ -14,7 +15,6 @@ from aware3d._validation import (
     check_positive_number,
     check_shape,
     check_values,
-    checked,
     finite_checks,
     value_checks_enabled,
 )

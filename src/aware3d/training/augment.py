@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from aware3d._validation import checked
+from aware3d._checked import checked
 
 __all__ = ["AUGMENTATIONS", "diff_augment"]
 

@@ -8,6 +8,7 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from aware3d._checked import checked
 from aware3d._validation import (
     check_bool,
     check_module_device,
@@ -15,7 +16,6 @@ from aware3d._validation import (
     check_positive_int,
     check_shape,
     check_values,
-    checked,
     finite_checks,
     value_checks_enabled,
 )

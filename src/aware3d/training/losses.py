@@ -5,11 +5,11 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from aware3d._checked import checked
 from aware3d._validation import (
     check_nonnegative_int,
     check_nonnegative_number,
     check_positive_int,
-    checked,
 )
 
 

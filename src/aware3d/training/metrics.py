@@ -14,12 +14,12 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
+from aware3d._checked import checked
 from aware3d._validation import (
     check_finite,
     check_nonnegative_int,
     check_positive_int,
     check_shape,
-    checked,
 )
 
 
