@@ -12,7 +12,8 @@ memory instead of the O(S^2) double sum. The dense form folds ``B`` away
 ``2 sum_i w_i m_i (2 C_i - w_i - W)`` with the single inclusive prefix sum ``C_i = A_i + w_i``;
 the packed form uses ``A`` and ``B`` as segment sums. A per-ray offset is subtracted from the
 distances first (the loss is shift invariant; small offsets avoid cancellation in the signed
-sums): the weighted mean midpoint in the dense form, each ray's first bin start in the packed form.
+sums): each ray's first edge, then its weighted mean midpoint, in the dense form, each ray's first
+bin start in the packed form.
 Sums run in float32 or better (fp16/bf16 inputs are upcast; the result is returned in the
 accumulation dtype).
 
@@ -207,27 +208,28 @@ def _distortion_checks(
 
 
 def _distortion_terms(weights: Tensor, s: Tensor) -> tuple[Tensor, ...]:
-    """Midpoints minus the per-ray offset, widths, inclusive prefix sums and the total weight."""
-    midpoints = 0.5 * (s[..., 1:] + s[..., :-1])
-    widths = s[..., 1:] - s[..., :-1]
+    """Centred midpoints, widths, inclusive prefix sums and the total weight of each ray.
+
+    The loss is shift invariant, so each ray's distances are first taken relative to its first
+    edge (exact in floating point for edges within a factor 2 of it: bins keep their precision
+    however far the ray runs from the origin), then its midpoints are centred on their weighted
+    mean, so the signed sums are small where the weight is. Both offsets are constants
+    (detached).
+    """
+    local = s - s[..., :1].detach()
+    midpoints = 0.5 * (local[..., 1:] + local[..., :-1])
+    widths = local[..., 1:] - local[..., :-1]
     inclusive = torch.cumsum(weights, dim=-1)
     total = inclusive[..., -1:]
-    # per-ray offset: the weighted mean midpoint (a constant: the loss is shift invariant), so the
-    # midpoints are small where the weight is and the signed sum keeps its precision
-    safe_total = torch.where(total > 0, total, torch.ones_like(total))
-    offset = (weights * midpoints).sum(-1, keepdim=True) / safe_total
+    with torch.no_grad():
+        safe_total = torch.where(total > 0, total, torch.ones_like(total))
+        offset = (weights * midpoints).sum(-1, keepdim=True) / safe_total
     return midpoints - offset, widths, inclusive, total
 
 
 def _dense_distortion_reference(weights: Tensor, s: Tensor) -> Tensor:
     """:func:`_dense_distortion` through autograd (the test oracle of the fused gradients)."""
-    with torch.no_grad():
-        offset_terms = _distortion_terms(weights, s)
-    midpoints = 0.5 * (s[..., 1:] + s[..., :-1])
-    centred = midpoints - (midpoints.detach() - offset_terms[0])
-    widths = s[..., 1:] - s[..., :-1]
-    inclusive = torch.cumsum(weights, dim=-1)
-    total = inclusive[..., -1:]
+    centred, widths, inclusive, total = _distortion_terms(weights, s)
     inter = 2.0 * (weights * centred * (2.0 * inclusive - weights - total)).sum(-1)
     return inter + (weights.square() * widths).sum(-1) / 3.0
 
@@ -260,12 +262,8 @@ class _DenseDistortion(torch.autograd.Function):
         (grad,) = grad_outputs
         weights, s, centred, widths, spread = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: recompute as differentiable functions
-            with torch.no_grad():
-                offset = 0.5 * (s[..., 1:] + s[..., :-1]) - centred
-            centred = 0.5 * (s[..., 1:] + s[..., :-1]) - offset
-            widths = s[..., 1:] - s[..., :-1]
-            inclusive = torch.cumsum(weights, dim=-1)
-            spread = 2.0 * inclusive - weights - inclusive[..., -1:]
+            centred, widths, inclusive, total = _distortion_terms(weights, s)
+            spread = 2.0 * inclusive - weights - total
         grad = grad[..., None]
         grad_weights = grad_edges = None
         if ctx.needs_input_grad[0]:
@@ -322,8 +320,8 @@ def distortion_loss(
       with ``g(x) = 1 / x`` (needs ``t > 0``; ``far`` may be ``inf``).
 
     ``near``/``far`` default to each ray's first and last edge; pass floats, or tensors of shape
-    ``[...]`` (one per ray). Each ray's weighted mean midpoint is subtracted before the prefix
-    sum (one inclusive prefix sum per ray, see the module docstring); sums run in float32 or
+    ``[...]`` (one per ray). Each ray's first edge, then its weighted mean midpoint, is
+    subtracted before the prefix sum (one inclusive prefix sum per ray, see the module docstring); sums run in float32 or
     better (fp16/bf16 inputs are upcast and the result stays float32).
     Differentiable w.r.t. ``weights`` and ``t_edges``.
 
