@@ -172,7 +172,9 @@ def test_formula_on_a_known_case():
     parent = simple_parent(log_scale=math.log(0.5))
     parent = parent._replace(
         position=torch.tensor([[[1.0, 2.0, 3.0]]], dtype=torch.float64),
-        rotation=torch.tensor([[[math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4)]]]).double(),
+        rotation=torch.tensor(
+            [[[math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4)]]], dtype=torch.float64
+        ),
     )
     raw = zeros_raw(1, 1)._replace(
         position=torch.tensor([[[100.0, 0.0, 0.0]]], dtype=torch.float64),  # tanh -> 1
@@ -183,7 +185,9 @@ def test_formula_on_a_known_case():
     child = densify(parent, raw, rho=2.0, pixel_size=0.01)
     # 90 degrees about z maps the parent's x axis to world y; offset = 0.5 * 1
     torch.testing.assert_close(child.position, torch.tensor([[[1.0, 2.5, 3.0]]]).double())
-    torch.testing.assert_close(child.log_scale, torch.full((1, 1, 3), math.log(0.25)).double())
+    torch.testing.assert_close(
+        child.log_scale, torch.full((1, 1, 3), math.log(0.25), dtype=torch.float64)
+    )
     torch.testing.assert_close(child.rotation, parent.rotation)
     torch.testing.assert_close(child.opacity_logit, torch.tensor([[2.0]]).double())
     torch.testing.assert_close(child.features, raw.features)
@@ -193,7 +197,9 @@ def test_no_shrink_below_pixel_size():
     parent = simple_parent(log_scale=math.log(0.001))
     raw = zeros_raw(1, 4)._replace(log_scale=torch.full((1, 4, 3), 60.0, dtype=torch.float64))
     child = densify(parent, raw, pixel_size=0.002)
-    torch.testing.assert_close(child.log_scale, torch.full((1, 4, 3), math.log(0.001)).double())
+    torch.testing.assert_close(
+        child.log_scale, torch.full((1, 4, 3), math.log(0.001), dtype=torch.float64)
+    )
 
 
 def test_floor_edge_case_floor_wins_over_shrink():
@@ -203,7 +209,7 @@ def test_floor_edge_case_floor_wins_over_shrink():
     )
     raw = zeros_raw(1, 2)._replace(log_scale=torch.full((1, 2, 3), 60.0, dtype=torch.float64))
     child = densify(parent, raw, pixel_size=0.01)
-    expected = torch.tensor([-math.log(2), MIN_LOG_SCALE, MIN_LOG_SCALE]).double()
+    expected = torch.tensor([-math.log(2), MIN_LOG_SCALE, MIN_LOG_SCALE], dtype=torch.float64)
     torch.testing.assert_close(child.log_scale, expected.expand(1, 2, 3))
     # still never larger than the parent on any axis
     assert (child.log_scale <= parent.log_scale).all()
