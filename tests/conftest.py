@@ -6,7 +6,9 @@ imported after the hook is installed.
 """
 
 import os
+import random
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
@@ -31,6 +33,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _seed_global_generators() -> None:
+    """Seeds the global generators of ``torch``, ``numpy`` and ``random`` before every test.
+
+    A test that draws from a global generator (``torch.randn(...)`` without ``generator=``, or
+    a module's initialisation) then gets the same numbers whatever ran before it: the whole
+    suite, one file, ``-k``, another order. Its data, and so its rounding errors, do not depend
+    on the order of the tests. Hypothesis seeds ``random`` and ``numpy`` itself for each example
+    and restores them afterwards; torch's state carries on from this seed.
+    """
+    random.seed(0)
+    np.random.seed(0)  # noqa: NPY002 (the legacy global state is what unseeded code draws from)
+    torch.manual_seed(0)
 
 
 @pytest.fixture

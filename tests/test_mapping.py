@@ -30,7 +30,14 @@ def test_default_has_eight_layers_and_small_lr():
 def test_z_is_normalised_to_unit_second_moment():
     mapping = make().eval()
     z = torch.randn(3, 16)
-    torch.testing.assert_close(mapping(z), mapping(z * 7.0), rtol=1e-5, atol=1e-6)
+    w = mapping(z)
+    # z * 7 rounds, and so does its normalisation, by an ulp or two; three layers (k <= 16, gain
+    # sqrt(2)) pass that on and add their own rounding, about sqrt(k) = 4 float32 eps each of the
+    # activations, whose size the largest output measures: ~50 eps if every error added up.
+    # Allow 100 eps of it. Measured: at most 6.6 eps (300 seeds, 4 numerics configurations); a
+    # missing normalisation changes w by O(1).
+    atol = 100 * torch.finfo(torch.float32).eps * w.abs().max().item()
+    torch.testing.assert_close(mapping(z * 7.0), w, rtol=0, atol=atol)
 
 
 def test_camera_label_conditioning():
