@@ -4,6 +4,9 @@ Each test is one case that used to give a silent wrong result or a crash deep in
 """
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -269,3 +272,33 @@ def test_meta_tensors_infer_shapes_or_are_refused():
     assert decoder(torch.zeros(2, decoder.num_ws, 16, device="meta")).means.shape == (2, 160, 3)
     with pytest.raises(ValueError, match="`gaussians` are meta tensors"):
         aware3d.rasterize(gaussians().to("meta"), cameras().to("meta"), 8, 8)
+
+
+def test_the_environment_switch_turns_value_checks_off():
+    code = "import aware3d; print(aware3d.value_checks_enabled())"
+    for value, expected in (("0", "False"), ("off", "False"), ("1", "True")):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "AWARE3D_VALUE_CHECKS": value},
+        )
+        assert result.stdout.strip() == expected
+
+
+def test_value_checks_switch_nests_and_restores():
+    assert aware3d.value_checks_enabled()
+    with aware3d.value_checks(False):
+        assert not aware3d.value_checks_enabled()
+        with aware3d.value_checks(True):
+            assert aware3d.value_checks_enabled()
+        assert not aware3d.value_checks_enabled()
+    assert aware3d.value_checks_enabled()
+    aware3d.set_value_checks(False)
+    try:
+        assert not aware3d.value_checks_enabled()
+        with pytest.raises(TypeError, match="`enabled` must be a bool"):
+            aware3d.set_value_checks("no")  # pyright: ignore[reportArgumentType]
+    finally:
+        aware3d.set_value_checks(True)

@@ -153,9 +153,18 @@ def _expected(dims: tuple[_Dim, ...], bound: _Bindings) -> list[int] | None:
     return shape
 
 
+@functools.cache
+def _compiled(expression: str) -> types.CodeType:
+    return compile(expression, "<dimension>", "eval")
+
+
 def _evaluate(expression: str, bound: _Bindings) -> int | None:
+    """The value of a dimension expression such as ``S+1``, or None while a name is unbound.
+
+    Expressions come from the library's own annotations, evaluated without builtins.
+    """
     try:
-        value = eval(expression, {"__builtins__": {}}, dict(bound.sizes))
+        value = eval(_compiled(expression), {"__builtins__": {}}, dict(bound.sizes))
     except NameError:
         return None
     return int(value)

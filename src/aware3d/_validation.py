@@ -6,13 +6,13 @@ Two kinds of checks, run at the public boundary:
   with the device and always run. :func:`aware3d._checked.checked` derives them from a function's
   jaxtyping annotations, so a shape is stated once, in the signature; the helpers here cover what
   annotations cannot say (sizes that depend on a module, numbers, choices).
-* **Value checks** (finite, positive, in range, sorted, rigid) need one host synchronisation
-  each. They run where data enters: building :class:`~aware3d.Cameras` and
-  :class:`~aware3d.Gaussians`, reading files, and the public functions and modules that take raw
-  tensors. Ops trust validated containers. Value checks can be switched off for tight loops with
-  :func:`value_checks` (a context manager) or :func:`set_value_checks` (the global default), and
-  they step aside under ``torch.compile`` and for meta tensors. With them off, a NaN is not
-  hidden: it propagates to the output.
+* **Value checks** (finite, positive, in range, sorted, rigid) read the data: one host
+  synchronisation per call, all of a call's checks batched. They run where data enters:
+  building :class:`~aware3d.Cameras` and :class:`~aware3d.Gaussians`, reading files, and the
+  public functions and modules that take raw tensors. Ops trust validated containers. Value
+  checks can be switched off for tight loops with :func:`value_checks` (a context manager) or
+  :func:`set_value_checks` (the global default), and they step aside under ``torch.compile``
+  and for meta tensors. With them off, a NaN is not hidden: it propagates to the output.
 """
 
 import contextlib
@@ -34,7 +34,11 @@ __all__ = [
 
 # ---------------------------------------------------------------------- the switch
 
-_value_checks_default = os.environ.get("AWARE3D_VALUE_CHECKS", "1").strip() not in ("0", "false")
+_value_checks_default = os.environ.get("AWARE3D_VALUE_CHECKS", "1").strip().lower() not in (
+    "0",
+    "false",
+    "off",
+)
 _value_checks_override: ContextVar[bool | None] = ContextVar("aware3d_value_checks", default=None)
 
 

@@ -78,6 +78,9 @@ class DemoConfig:
         separation_weight: weight of BallGAN's separation loss.
         distortion_weight: weight of the splat distortion loss.
         ema_half_life_images: EMA half-life of the generator, in images.
+        ema_rampup: the half-life is at most this fraction of the images seen so far
+            (StyleGAN2-ADA's ramp-up), so the initial weights do not linger in the average;
+            0 turns the ramp-up off.
         metric_images: images per set for the sliced Wasserstein distance.
         augment: DiffAugment transforms applied to every image the discriminator sees
             (:func:`aware3d.training.augment.diff_augment`); none by default: on the synthetic
@@ -104,6 +107,7 @@ class DemoConfig:
     separation_weight: float = 0.1
     distortion_weight: float = 0.1
     ema_half_life_images: float = 500.0
+    ema_rampup: float = 0.0
     metric_images: int = 128
     augment: tuple[str, ...] = ()
     background_freqs: int = 2
@@ -118,7 +122,7 @@ class DemoConfig:
         check_nonnegative_int("background_freqs", self.background_freqs)
         for name in ("lr_generator", "lr_discriminator", "ema_half_life_images"):
             check_positive_number(name, getattr(self, name))
-        for name in ("r1_gamma", "separation_weight", "distortion_weight"):
+        for name in ("r1_gamma", "separation_weight", "distortion_weight", "ema_rampup"):
             check_nonnegative_number(name, getattr(self, name))
         unknown = [name for name in self.augment if name not in AUGMENTATIONS]
         if isinstance(self.augment, str) or unknown:
@@ -362,7 +366,6 @@ def train(
         torch.optim.Adam(generator.parameters(), lr=config.lr_generator, betas=(0.0, 0.99)),
         torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator, betas=(0.0, 0.99)),
     )
-    beta = ema_beta(config.batch, config.ema_half_life_images)
     rng = torch.Generator().manual_seed(config.seed)
     images, labels = data.images.to(device), data.labels.to(device)
     cameras = Cameras.from_eg3d_labels(labels[:, None])  # validated once, here
@@ -378,6 +381,10 @@ def train(
         batch = Batch(
             images[real_index], labels[real_index], labels[fake_index], cameras[fake_index], z
         )
+        half_life = config.ema_half_life_images
+        if config.ema_rampup > 0:
+            half_life = min(half_life, config.ema_rampup * (step + 1) * config.batch)
+        beta = ema_beta(config.batch, half_life)
         pending.append((step, training_step(models, batch, config, step, beta, rng)))
         if len(pending) >= config.log_every or step == config.steps - 1:
             _record(history, pending, config)

@@ -321,8 +321,9 @@ def distortion_loss(
 
     ``near``/``far`` default to each ray's first and last edge; pass floats, or tensors of shape
     ``[...]`` (one per ray). Each ray's first edge, then its weighted mean midpoint, is
-    subtracted before the prefix sum (one inclusive prefix sum per ray, see the module docstring); sums run in float32 or
-    better (fp16/bf16 inputs are upcast and the result stays float32).
+    subtracted before the prefix sum (one inclusive prefix sum per ray, see the module
+    docstring); sums run in float32 or better (fp16/bf16 inputs are upcast and the result stays
+    float32).
     Differentiable w.r.t. ``weights`` and ``t_edges``.
 
     Args:
