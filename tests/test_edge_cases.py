@@ -287,6 +287,7 @@ def test_the_environment_switch_turns_value_checks_off():
         assert result.stdout.strip() == expected
 
 
+@pytest.mark.usefixtures("without_shape_checker")
 def test_value_checks_switch_nests_and_restores():
     assert aware3d.value_checks_enabled()
     with aware3d.value_checks(False):
