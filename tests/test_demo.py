@@ -146,3 +146,28 @@ def test_a_training_step_does_not_wait_for_the_device(monkeypatch):
     monkeypatch.undo()
     assert len(ours) == 1 and "_validation.py" in ours[0]
     assert losses.shape == (5,) and torch.isfinite(losses).all()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("steps", 0),
+        ("batch", -1),
+        ("initial_radius", 0.0),
+        ("initial_radius", 0.5),
+        ("ema_half_life_images", 0.0),
+        ("ema_rampup", -0.1),
+        ("r1_gamma", float("nan")),
+        ("augment", ("flip",)),
+        ("augment", "color"),
+    ],
+)
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises((ValueError, TypeError), match=field):
+        DemoConfig(**{field: value})
+
+
+def test_default_decoder_starts_inside_the_image():
+    generator, _ = build_models(DemoConfig(), torch.device("cpu"))
+    anchors = torch.tanh(generator.decoder.initial_position_raw) * 0.5
+    assert float(torch.linalg.vector_norm(anchors, dim=-1).max()) <= DemoConfig().initial_radius

@@ -70,6 +70,12 @@ class DemoConfig:
         z_dim: latent width.
         w_dim: style width.
         decoder_levels: levels of the small hierarchical decoder.
+        initial_radius: radius of the ball the decoder's level-0 Gaussians start in
+            (:class:`~aware3d.nn.HierarchicalGaussianDecoder`'s ``initial_radius``; the
+            foreground box keeps its half extent of 0.5). 0.2 is the size of the synthetic
+            objects (radii 0.13 to 0.22); the decoder's default, 0.35, starts with Gaussians
+            across the whole image (its half-width at the look-at point is 0.32), and the
+            generator then tended to keep the foreground at the borders.
         lr_generator: Adam learning rate of the generator.
         lr_discriminator: Adam learning rate of the discriminator.
         r1_gamma: R1 weight; 10 keeps the discriminator smooth enough that the generator is not
@@ -77,7 +83,9 @@ class DemoConfig:
         r1_interval: lazy R1 every this many steps.
         separation_weight: weight of BallGAN's separation loss.
         distortion_weight: weight of the splat distortion loss.
-        ema_half_life_images: EMA half-life of the generator, in images.
+        ema_half_life_images: EMA half-life of the generator, in images (StyleGAN2-ADA's
+            ``batch * 10 / 32`` kimg is 2,500 at batch 8). A long average smooths the
+            generator's late oscillations, which otherwise decide the fine band of the metric.
         ema_rampup: the half-life is at most this fraction of the images seen so far
             (StyleGAN2-ADA's ramp-up), so the initial weights do not linger in the average;
             0 turns the ramp-up off.
@@ -100,14 +108,15 @@ class DemoConfig:
     z_dim: int = 64
     w_dim: int = 64
     decoder_levels: int = 3
+    initial_radius: float = 0.2
     lr_generator: float = 0.0025
     lr_discriminator: float = 0.001
     r1_gamma: float = 10.0
     r1_interval: int = 4
     separation_weight: float = 0.1
     distortion_weight: float = 0.1
-    ema_half_life_images: float = 500.0
-    ema_rampup: float = 0.0
+    ema_half_life_images: float = 2000.0
+    ema_rampup: float = 0.25
     metric_images: int = 128
     augment: tuple[str, ...] = ()
     background_freqs: int = 2
@@ -120,6 +129,12 @@ class DemoConfig:
         check_positive_int("resolution", self.resolution)
         check_nonnegative_int("seed", self.seed)
         check_nonnegative_int("background_freqs", self.background_freqs)
+        check_positive_number("initial_radius", self.initial_radius)
+        if self.initial_radius >= 0.5:
+            raise ValueError(
+                "`initial_radius` must be smaller than the foreground box's half extent 0.5, "
+                f"got {self.initial_radius!r}"
+            )
         for name in ("lr_generator", "lr_discriminator", "ema_half_life_images"):
             check_positive_number(name, getattr(self, name))
         for name in ("r1_gamma", "separation_weight", "distortion_weight", "ema_rampup"):
@@ -191,8 +206,9 @@ def build_models(
     """The demo's generator (small decoder) and discriminator, seeded by ``config.seed``."""
     torch.manual_seed(config.seed)
     decoder = small_decoder(
-        config.w_dim, num_levels=config.decoder_levels, resolution=config.resolution
-    )
+        config.w_dim, num_levels=config.decoder_levels, resolution=config.resolution,
+        initial_radius=config.initial_radius,
+    )  # fmt: skip
     generator = Generator3D(
         config.z_dim, config.w_dim, decoder, background_freqs=config.background_freqs
     ).to(device)
