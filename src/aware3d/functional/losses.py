@@ -250,29 +250,44 @@ class _DenseDistortion(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weights: Tensor, s: Tensor) -> Tensor:
         """Per-ray losses ``[...]`` of ``weights [..., S]`` on edges ``s [..., S + 1]``."""
-        centred, widths, inclusive, total = _distortion_terms(weights, s)
-        spread = 2.0 * inclusive - weights - total
-        ctx.save_for_backward(weights, s, centred, widths, spread)
-        inter = 2.0 * (weights * centred * spread).sum(-1)
-        return inter + (weights.square() * widths).sum(-1) / 3.0
+        # The terms of _distortion_terms, written to reuse buffers (no graph is recorded here).
+        local = s - s[..., :1]
+        widths = local[..., 1:] - local[..., :-1]
+        centred = torch.add(local[..., :-1], widths, alpha=0.5)  # midpoints
+        inclusive = torch.cumsum(weights, dim=-1)
+        total = inclusive[..., -1:]
+        safe_total = torch.where(total > 0, total, torch.ones_like(total))
+        centred -= torch.linalg.vecdot(weights, centred)[..., None] / safe_total
+        spread = (inclusive * 2.0).sub_(weights).sub_(total)
+        products = weights * centred
+        ctx.save_for_backward(weights, s, centred, widths, spread, products)
+        inter = torch.linalg.vecdot(products, spread)
+        return inter.mul_(2.0).add_(torch.linalg.vecdot(weights * widths, weights), alpha=1 / 3)
 
     @staticmethod
     def backward(ctx: Any, *grad_outputs: Tensor) -> tuple[Tensor | None, Tensor | None]:
         """Gradients w.r.t. the weights and the edges."""
         (grad,) = grad_outputs
-        weights, s, centred, widths, spread = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph: recompute as differentiable functions
+        weights, s, centred, widths, spread, products = ctx.saved_tensors
+        create_graph = torch.is_grad_enabled()
+        if create_graph:  # recompute as differentiable functions
             centred, widths, inclusive, total = _distortion_terms(weights, s)
             spread = 2.0 * inclusive - weights - total
+            products = weights * centred
         grad = grad[..., None]
         grad_weights = grad_edges = None
         if ctx.needs_input_grad[0]:
-            products = weights * centred
-            before = torch.cumsum(products, dim=-1) - products  # P_k
-            after = products.sum(-1, keepdim=True) - before - products  # Q_k
-            grad_weights = grad * (
-                2.0 * (centred * spread + after - before) + (2.0 / 3.0) * weights * widths
-            )
+            # Q_k - P_k = D_total - 2 cumsum(D)_k + D_k
+            cumulative = torch.cumsum(products, dim=-1)
+            if create_graph:
+                grad_weights = grad * (
+                    2.0 * (centred * spread + cumulative[..., -1:] - 2.0 * cumulative + products)
+                    + (2.0 / 3.0) * weights * widths
+                )
+            else:  # the same, in place on fresh buffers
+                grad_weights = torch.addcmul(products, centred, spread)
+                grad_weights.add_(cumulative, alpha=-2.0).add_(cumulative[..., -1:])
+                grad_weights.addcmul_(weights, widths, value=1 / 3).mul_(grad * 2.0)
         if ctx.needs_input_grad[1]:
             half_midpoint = weights * spread  # dL/dm / 2
             width = weights.square() / 3.0  # dL/ddelta
