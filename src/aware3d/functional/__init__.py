@@ -26,6 +26,7 @@ from aware3d.functional.losses import (
     separation_loss,
     splat_distortion_loss,
 )
+from aware3d.functional.regularizers import centre_distance_loss, knn_distance_loss
 from aware3d.functional.sphere import ray_sphere_exit
 from aware3d.functional.splat import SplatOutput, rasterize
 
@@ -36,6 +37,7 @@ __all__ = [
     "SplatOutput",
     "VolumeSamples",
     "VolumeWeights",
+    "centre_distance_loss",
     "composite_splat",
     "composite_volume",
     "densify",
@@ -44,6 +46,7 @@ __all__ = [
     "distortion_loss_packed",
     "fourier_feature_dim",
     "fourier_features",
+    "knn_distance_loss",
     "level_sizes",
     "nodes_to_gaussians",
     "normalize_quaternion",

@@ -10,15 +10,22 @@ from aware3d.nn.decoder import (
     small_decoder,
 )
 from aware3d.nn.layers import EqualizedLinear, ModulatedLinear
-from aware3d.nn.losses import DistortionLoss, SeparationLoss
+from aware3d.nn.losses import (
+    CentreDistanceLoss,
+    DistortionLoss,
+    KNNDistanceLoss,
+    SeparationLoss,
+)
 from aware3d.nn.mapping import MappingNetwork
 
 __all__ = [
+    "CentreDistanceLoss",
     "CompositeRenderer",
     "DistortionLoss",
     "EqualizedLinear",
     "FlatGaussianDecoder",
     "HierarchicalGaussianDecoder",
+    "KNNDistanceLoss",
     "MappingNetwork",
     "ModulatedLinear",
     "SeparationLoss",

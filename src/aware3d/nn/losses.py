@@ -4,6 +4,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from aware3d._validation import check_positive_int
+from aware3d.functional.hierarchy import GaussianHierarchy
 from aware3d.functional.losses import (
     Reduction,
     Space,
@@ -14,8 +16,9 @@ from aware3d.functional.losses import (
     separation_loss,
     splat_distortion_loss,
 )
+from aware3d.functional.regularizers import centre_distance_loss, knn_distance_loss
 
-__all__ = ["DistortionLoss", "SeparationLoss"]
+__all__ = ["CentreDistanceLoss", "DistortionLoss", "KNNDistanceLoss", "SeparationLoss"]
 
 
 class SeparationLoss(nn.Module):
@@ -162,3 +165,64 @@ class DistortionLoss(nn.Module):
         return (
             f"space={self.space!r}, near={self.near}, far={self.far}, reduction={self.reduction!r}"
         )
+
+
+def _level0_anchors(points: Any) -> Tensor:
+    """The positions to regularise: a tensor as is, or a hierarchy's level-0 anchor positions."""
+    if isinstance(points, GaussianHierarchy):
+        if not points.anchors:
+            raise ValueError(
+                "the hierarchy has no anchors (a flat decoder): pass the positions to regularise"
+            )
+        return points.anchors[0].position
+    return points
+
+
+class KNNDistanceLoss(nn.Module):
+    """GSGAN's k-NN regulariser of the level-0 anchors; see :func:`knn_distance_loss`.
+
+    Call it with a :class:`~aware3d.functional.GaussianHierarchy` (its level-0 anchors are used)
+    or with positions ``[B, N, 3]``. GSGAN weighs it 10 with ``k = 64`` of 256 anchors.
+
+    Args:
+        k: neighbours per point.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    def __init__(self, k: int = 64, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.k = check_positive_int("k", k)
+        check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, points: Any) -> Tensor:
+        """Loss of a hierarchy's level-0 anchors, or of positions ``[B, N, 3]``."""
+        return knn_distance_loss(_level0_anchors(points), self.k, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        """The constructor's arguments."""
+        return f"k={self.k}, reduction={self.reduction!r}"
+
+
+class CentreDistanceLoss(nn.Module):
+    """GSGAN's centre regulariser of the level-0 anchors; see :func:`centre_distance_loss`.
+
+    Call it with a :class:`~aware3d.functional.GaussianHierarchy` (its level-0 anchors are used)
+    or with positions ``[B, N, 3]``. GSGAN weighs it 1 for FFHQ and 10 for AFHQ.
+
+    Args:
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, points: Any) -> Tensor:
+        """Loss of a hierarchy's level-0 anchors, or of positions ``[B, N, 3]``."""
+        return centre_distance_loss(_level0_anchors(points), reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        """The constructor's arguments."""
+        return f"reduction={self.reduction!r}"
