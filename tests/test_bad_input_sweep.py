@@ -56,6 +56,7 @@ def _entries() -> dict[str, Call]:
     mapping = nn.MappingNetwork(8, 16, decoder.num_ws, num_layers=2)
     background = nn.SphericalBackground(16, num_layers=1, hidden=16, num_freqs=2)
     disc = tr.CameraConditionedDiscriminator(16, channel_max=16, embed_dim=16)
+    contrastive_disc = tr.CameraConditionedDiscriminator(16, channel_max=16, contrastive_dim=8)
     hierarchy = decoder.forward_hierarchy(torch.randn(2, decoder.num_ws, 16))
     splat = fn.rasterize(_gaussians(), _cameras(), 8, 8, depth_moments=True)
     rays = _cameras().pixel_rays(4, 4)
@@ -147,6 +148,13 @@ def _entries() -> dict[str, Call]:
                                                image_channels=3, channel_base=256,
                                                channel_max=16, embed_dim=16),
         "discriminator.forward": call(disc.forward, torch.randn(2, 16, 16, 3), torch.randn(2, 25)),
+        "CameraConditionedDiscriminator(contrastive)": call(
+            tr.CameraConditionedDiscriminator, 16, channel_base=256, channel_max=16,
+            embed_dim=16, camera_conditioned=False, contrastive_dim=8),
+        "discriminator.forward_contrastive": call(contrastive_disc.forward_contrastive,
+                                                  torch.randn(2, 16, 16, 3), torch.randn(2, 25)),
+        "camera_contrastive_loss": call(tr.camera_contrastive_loss, torch.randn(4, 8),
+                                        torch.randn(4, 8), temperature=0.1),
         "generator_loss": call(tr.generator_loss, torch.randn(4)),
         "discriminator_loss": call(tr.discriminator_loss, torch.randn(4), torch.randn(4)),
         "r1_penalty": call(tr.r1_penalty, r1_logits, images),

@@ -2,9 +2,14 @@
 
 from aware3d.training.augment import AUGMENTATIONS, diff_augment
 from aware3d.training.checkpoint import load_checkpoint, save_checkpoint
-from aware3d.training.discriminator import CameraConditionedDiscriminator, EqualizedConv2d
+from aware3d.training.discriminator import (
+    CameraConditionedDiscriminator,
+    ContrastiveOutput,
+    EqualizedConv2d,
+)
 from aware3d.training.ema import ema_beta, make_ema, update_ema
 from aware3d.training.losses import (
+    camera_contrastive_loss,
     discriminator_loss,
     generator_loss,
     lazy_r1_weight,
@@ -15,8 +20,10 @@ from aware3d.training.metrics import SlicedWasserstein, sliced_wasserstein_dista
 __all__ = [
     "AUGMENTATIONS",
     "CameraConditionedDiscriminator",
+    "ContrastiveOutput",
     "EqualizedConv2d",
     "SlicedWasserstein",
+    "camera_contrastive_loss",
     "diff_augment",
     "discriminator_loss",
     "ema_beta",

@@ -1,6 +1,7 @@
 """A small camera-conditioned residual discriminator for 32 to 256 pixels (StyleGAN2-like)."""
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +86,20 @@ class _ResidualBlock(nn.Module):
         return (self.skip(x) + self.conv1(self.conv0(x))) * math.sqrt(0.5)
 
 
+class ContrastiveOutput(NamedTuple):
+    """What :meth:`CameraConditionedDiscriminator.forward_contrastive` returns.
+
+    Attributes:
+        logits: the discriminator's logits ``[B]``, as its ``forward`` returns them.
+        image_embeddings: the pose branch's embeddings of the images ``[B, E]``.
+        camera_embeddings: the camera head's embeddings of the labels ``[B, E]``.
+    """
+
+    logits: Float[Tensor, " B"]
+    image_embeddings: Float[Tensor, "B E"]
+    camera_embeddings: Float[Tensor, "B E"]
+
+
 class CameraConditionedDiscriminator(nn.Module):
     """Residual discriminator conditioned on the camera by projection (as in EG3D).
 
@@ -93,6 +108,14 @@ class CameraConditionedDiscriminator(nn.Module):
     embedding ``psi(c)`` from an MLP on the 25-number EG3D label. Set ``camera_conditioned=False``
     for an unconditional discriminator.
 
+    With ``contrastive_dim`` set it also has GSGAN's camera-contrastive branch: a residual block
+    parallel to the last one (on the same 8x8 feature map, to 4x4), flattened and mapped by two
+    fully connected layers (leaky ReLU between) to a ``contrastive_dim`` embedding of the image,
+    and a camera head (25 -> hidden -> ``contrastive_dim``) embedding the raw label, for
+    :func:`~aware3d.training.camera_contrastive_loss` (read them with :meth:`forward_contrastive`).
+    GSGAN uses ``contrastive_dim=64`` with ``camera_conditioned=False``: the camera reaches its
+    discriminator only through this branch.
+
     Args:
         resolution: input size, a power of two in [16, 256] (the demo uses 32 to 64).
         image_channels: channels of the input images.
@@ -100,6 +123,7 @@ class CameraConditionedDiscriminator(nn.Module):
         channel_max: the most channels of any block.
         embed_dim: width of the projection.
         camera_conditioned: use the camera label.
+        contrastive_dim: width of the camera-contrastive embeddings, or ``None`` for no branch.
     """
 
     def __init__(
@@ -111,6 +135,7 @@ class CameraConditionedDiscriminator(nn.Module):
         channel_max: int = 256,
         embed_dim: int = 128,
         camera_conditioned: bool = True,
+        contrastive_dim: int | None = None,
     ) -> None:
         super().__init__()
         check_positive_int("resolution", resolution)
@@ -121,6 +146,8 @@ class CameraConditionedDiscriminator(nn.Module):
         check_positive_int("channel_max", channel_max)
         check_positive_int("embed_dim", embed_dim)
         check_bool("camera_conditioned", camera_conditioned)
+        if contrastive_dim is not None:
+            check_positive_int("contrastive_dim", contrastive_dim)
         self.resolution = resolution
         self.image_channels = image_channels
         self.camera_conditioned = camera_conditioned
@@ -146,6 +173,17 @@ class CameraConditionedDiscriminator(nn.Module):
                 EqualizedLinear(embed_dim, embed_dim, leaky_relu=True),
                 EqualizedLinear(embed_dim, embed_dim),
             )
+        self.contrastive_dim = contrastive_dim
+        if contrastive_dim is not None:
+            self.pose_block = _ResidualBlock(channels(8), final)
+            self.pose_head = nn.Sequential(
+                EqualizedLinear(final * 16, final, leaky_relu=True),
+                EqualizedLinear(final, contrastive_dim),
+            )
+            self.contrastive_camera_head = nn.Sequential(
+                EqualizedLinear(25, final, leaky_relu=True),
+                EqualizedLinear(final, contrastive_dim),
+            )
 
     @checked
     def forward(
@@ -164,21 +202,65 @@ class CameraConditionedDiscriminator(nn.Module):
             ValueError: for misshapen inputs, missing labels, a dtype or device other than the
                 discriminator's, and (value checks) non-finite inputs.
         """
+        self._check_inputs(images, labels, self.camera_conditioned)
+        if images.shape[0] == 0:
+            return images.new_zeros(0)
+        return self._score(self._features_at_8(images), labels)
+
+    @checked
+    def forward_contrastive(
+        self, images: Float[Tensor, "B H W Cimg"], labels: Float[Tensor, "B 25"]
+    ) -> ContrastiveOutput:
+        """Logits and the camera-contrastive embeddings, from one pass through the blocks.
+
+        Args:
+            images: ``[B, H, W, C]`` with ``H = W = resolution``.
+            labels: EG3D camera labels ``[B, 25]`` (the cameras the images were rendered from,
+                or the real images' own).
+
+        Returns:
+            :class:`ContrastiveOutput`: logits ``[B]`` equal to :meth:`forward`'s, image and
+            camera embeddings ``[B, contrastive_dim]`` (not normalised).
+
+        Raises:
+            ValueError: if the discriminator has no contrastive branch, and as :meth:`forward`.
+        """
+        if self.contrastive_dim is None:
+            raise ValueError(
+                "this discriminator has no camera-contrastive branch: build it with "
+                "`contrastive_dim=...` (GSGAN: 64)"
+            )
+        self._check_inputs(images, labels, True)
+        if images.shape[0] == 0:
+            empty = images.new_zeros(0, self.contrastive_dim)
+            return ContrastiveOutput(images.new_zeros(0), empty, empty.clone())
+        x8 = self._features_at_8(images)
+        image_embeddings = self.pose_head(self.pose_block(x8).flatten(1))
+        return ContrastiveOutput(
+            self._score(x8, labels), image_embeddings, self.contrastive_camera_head(labels)
+        )
+
+    def _check_inputs(self, images: Tensor, labels: Tensor | None, need_labels: bool) -> None:
         check_shape("images", images, ("B", self.resolution, self.resolution, self.image_channels))
         check_module_dtype("images", images, self)
         check_module_device("images", images, self)
-        if self.camera_conditioned and labels is None:
+        if need_labels and labels is None:
             raise ValueError("`labels` are required by a camera-conditioned discriminator")
         if value_checks_enabled():
             check_values(finite_checks(images=images, labels=labels))
-        if images.shape[0] == 0:
-            return images.new_zeros(0)
+
+    def _features_at_8(self, images: Tensor) -> Tensor:
+        """The feature map that enters the last block (8x8)."""
         x = self.from_rgb(rearrange(images, "b h w c -> b c h w"))
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             x = block(x)
+        return x
+
+    def _score(self, x8: Tensor, labels: Tensor | None) -> Tensor:
+        """Logits from the 8x8 feature map: the last block, minibatch std, head, projection."""
+        x = self.blocks[-1](x8)
         x = torch.cat([x, _minibatch_std(x)], dim=1)
-        x = self.final_fc(self.final_conv(x).flatten(1))
-        y = self.out(x)
+        y = self.out(self.final_fc(self.final_conv(x).flatten(1)))
         if not self.camera_conditioned or labels is None:
             return y[:, 0]
         embedding = self.camera_mlp(labels)

@@ -1,4 +1,4 @@
-"""GAN objectives: StyleGAN2's non-saturating logistic loss and the (lazy) R1 penalty."""
+"""GAN objectives: non-saturating logistic loss, (lazy) R1, GSGAN's camera-contrastive loss."""
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +10,10 @@ from aware3d._validation import (
     check_nonnegative_int,
     check_nonnegative_number,
     check_positive_int,
+    check_positive_number,
+    check_values,
+    finite_checks,
+    value_checks_enabled,
 )
 
 
@@ -85,3 +89,46 @@ def lazy_r1_weight(step: int, gamma: float, interval: int) -> float:
     check_positive_int("interval", interval)
     gamma = check_nonnegative_number("gamma", gamma)
     return gamma / 2 * interval if step % interval == 0 else 0.0
+
+
+@checked
+def camera_contrastive_loss(
+    image_embeddings: Float[Tensor, "B E"],
+    camera_embeddings: Float[Tensor, "B E"],
+    temperature: float = 0.1,
+) -> Float[Tensor, ""]:
+    """GSGAN's camera-contrastive loss: each image must pick its own camera out of the batch.
+
+    InfoNCE from images to cameras on L2-normalised embeddings ``u_i`` (image ``i``) and ``v_j``
+    (camera ``j``) with cosine similarities ``s_ij = <u_i, v_j>``:
+
+    ``L = -(1/B) sum_i log( exp(s_ii / tau) / sum_j exp(s_ij / tau) )``.
+
+    The positive of an image is the camera it was rendered from (a real image's own label), the
+    negatives are the other cameras of the batch. GSGAN applies it with weight 1 and
+    ``tau = 0.1`` to the discriminator on real images and to the generator on its renders
+    (discriminator frozen); see
+    :meth:`~aware3d.training.CameraConditionedDiscriminator.forward_contrastive`.
+
+    Args:
+        image_embeddings: ``[B, E]`` from the discriminator's pose branch.
+        camera_embeddings: ``[B, E]`` from its camera head, row ``i`` the camera of image ``i``.
+        temperature: ``tau > 0``.
+
+    Returns:
+        The scalar loss (``log B`` for embeddings that tell nothing apart).
+
+    Raises:
+        ValueError: for an empty batch (a mean of nothing), a temperature that is not positive,
+            and (value checks) non-finite embeddings.
+    """
+    temperature = check_positive_number("temperature", temperature)
+    _require_some("image_embeddings", image_embeddings)
+    if value_checks_enabled():
+        check_values(finite_checks(image_embeddings=image_embeddings,
+                                   camera_embeddings=camera_embeddings))  # fmt: skip
+    images = F.normalize(image_embeddings, dim=1)
+    cameras = F.normalize(camera_embeddings, dim=1)
+    logits = images @ cameras.T / temperature
+    targets = torch.arange(logits.shape[0], device=logits.device)
+    return F.cross_entropy(logits, targets)
