@@ -86,6 +86,15 @@ def test_cat_refuses_a_mix_of_levels_and_no_levels():
 # ------------------------------------------------------------------ PLY
 
 
+def test_without_levels_keeps_the_tensors_and_allows_cat():
+    with_levels = random_gaussians(levels=True)
+    plain = with_levels.without_levels()
+    assert plain.levels is None and with_levels.levels is not None
+    assert plain.means is with_levels.means and plain.features is with_levels.features
+    both = Gaussians.cat([plain, random_gaussians(levels=False)])
+    assert both.num_gaussians == 2 * with_levels.num_gaussians
+
+
 def test_ply_round_trip_is_exact_to_float32(tmp_path):
     g = random_gaussians(2, 50, 3)
     path = g.save_ply(tmp_path / "scene.ply", scene=1)

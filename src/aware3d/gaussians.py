@@ -187,6 +187,14 @@ class Gaussians:
         """Returns the Gaussians detached from the autograd graph."""
         return self._map(Tensor.detach, self.levels)
 
+    def without_levels(self) -> "Gaussians":
+        """The same Gaussians (the same tensors) without ``levels``.
+
+        For concatenating a decoder's output with Gaussians that belong to no level, such as
+        :class:`~aware3d.nn.GaussianBackground`'s.
+        """
+        return self._map(lambda t: t, None)
+
     def __getitem__(self, index: int | slice | Sequence[int] | Tensor) -> "Gaussians":
         """Selects scenes; an integer keeps the batch axis (``g[0]`` has ``B = 1``)."""
         if isinstance(index, bool):
@@ -272,7 +280,10 @@ class Gaussians:
                 raise ValueError(f"`parts[{i}]` differs from `parts[0]` in dtype or device")
         has_levels = [part.levels is not None for part in parts]
         if any(has_levels) and not all(has_levels):
-            raise ValueError("either every part of `parts` has `levels` or none does")
+            raise ValueError(
+                "either every part of `parts` has `levels` or none does (drop them with "
+                "`Gaussians.without_levels()`)"
+            )
         levels = torch.cat([p.levels for p in parts]) if all(has_levels) else None  # type: ignore[misc]
         return Gaussians._trusted(
             torch.cat([p.means for p in parts], dim=1),

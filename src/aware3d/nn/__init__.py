@@ -1,6 +1,7 @@
 """``nn.Module`` wrappers that own parameters and call :mod:`aware3d.functional`."""
 
 from aware3d.nn.background import SphericalBackground
+from aware3d.nn.background_gaussians import GaussianBackground
 from aware3d.nn.compositing import CompositeRenderer
 from aware3d.nn.decoder import (
     FlatGaussianDecoder,
@@ -24,6 +25,7 @@ __all__ = [
     "DistortionLoss",
     "EqualizedLinear",
     "FlatGaussianDecoder",
+    "GaussianBackground",
     "HierarchicalGaussianDecoder",
     "KNNDistanceLoss",
     "MappingNetwork",

@@ -1,0 +1,244 @@
+"""GSGAN's background: Gaussians on a sphere shell, rendered in the foreground's rasterization pass.
+
+The alternative to BallGAN's :class:`~aware3d.nn.SphericalBackground`: instead of a density-free
+sphere composited behind the splatted foreground, ``P`` learnable points on the sphere of radius
+``R`` (a shell behind the object, on the side away from FFHQ's frontal cameras) become ``P``
+parent Gaussians and ``P K`` children, all of them on the sphere, drawn together with the
+foreground Gaussians (concatenate them with :meth:`~aware3d.Gaussians.cat` and call
+:func:`~aware3d.rasterize` once).
+
+Per point ``p`` (learnable, shared by all scenes) with style ``w``:
+
+* features ``h = block_0(sin(W p + b), w)``, ``block`` = two residual modulated layers
+  ``h <- h + g * act(ModLinear(h, w))`` with learnable gains ``g`` (initially 0.01);
+* parent: position ``R p / |p|``; log-scale ``s = c - softplus(c - s_raw)`` with
+  ``s_raw = head + c`` (a soft cap at ``c = scale_cap``); rotation ``(1, 0, 0, 0) + head``;
+  features ``head``; opacity ``sigmoid(logit(0.1) + head)``;
+* children (``K`` per parent): ``h_k = (h + u_k) / sqrt(2)`` with ``[u_1 ... u_K]`` a modulated
+  layer of ``h``, then ``block_1``; position ``x + R(q) diag(exp s) tanh(d)`` projected back onto
+  the sphere; log-scale ``clamp(s - [max exp(s) > split_threshold] ln(K) / 3 - softplus(-ds),
+  min_log_scale, 0)``; rotation, features and opacity logit are the parent's plus a delta.
+
+Heads are modulated, not demodulated, with initial weight scales 1 (position, features,
+opacity) and 0.01 (scale, rotation), so the children start near their parents.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from aware3d._checked import checked
+from aware3d._validation import (
+    check_module_device,
+    check_module_dtype,
+    check_number,
+    check_positive_int,
+    check_positive_number,
+    check_shape,
+    check_values,
+    finite_checks,
+    value_checks_enabled,
+)
+from aware3d.functional.hierarchy import normalize_quaternion, quaternion_to_matrix
+from aware3d.gaussians import Gaussians
+from aware3d.nn.layers import ModulatedLinear
+
+__all__ = ["GaussianBackground"]
+
+_INITIAL_OPACITY_LOGIT = math.log(0.1 / 0.9)
+
+
+class _ResidualBlock(nn.Module):
+    """Two residual modulated layers with learnable branch gains (initially 0.01)."""
+
+    def __init__(self, width: int, style_dim: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(ModulatedLinear(width, width, style_dim) for _ in range(2))
+        self.gains = nn.Parameter(torch.full((2,), 0.01))
+
+    def forward(self, h: Tensor, w: Tensor) -> Tensor:
+        for layer, gain in zip(self.layers, self.gains, strict=True):
+            h = h + gain * layer(h, w)
+        return h
+
+
+class _Heads(nn.Module):
+    """Modulated, non-demodulated linear heads for each attribute, with GSGAN's initial scales."""
+
+    def __init__(self, width: int, style_dim: int, feature_dim: int, *, position: bool) -> None:
+        super().__init__()
+        sizes = {"scale": (3, 0.01), "rotation": (4, 0.01), "features": (feature_dim, 1.0),
+                 "opacity": (1, 1.0)}  # fmt: skip
+        if position:
+            sizes["position"] = (3, 1.0)
+        self.heads = nn.ModuleDict()
+        for name, (size, init_scale) in sizes.items():
+            head = ModulatedLinear(width, size, style_dim, demodulate=False, leaky_relu=False)
+            with torch.no_grad():
+                head.weight.mul_(init_scale)
+            self.heads[name] = head
+
+    def forward(self, h: Tensor, w: Tensor) -> dict[str, Tensor]:
+        return {name: head(h, w) for name, head in self.heads.items()}
+
+
+class GaussianBackground(nn.Module):
+    """GSGAN's background Gaussians for ``B`` scenes: ``P`` parents and ``P K`` children.
+
+    See the module docstring for the formulas. GSGAN's configuration is the default: 2,000
+    points on the sphere of radius 3 (cameras at 2.7 are inside it), ``K = 4`` children, width
+    128, scale cap ``-2``, split threshold 0.05, log-scales clamped to ``[-10, 0]``, 3 colour
+    features. GSGAN renders the background black where nothing covers it, drives this module with
+    one extra style vector of its mapping network, and switches it on after the first 50,000
+    training images.
+
+    Args:
+        style_dim: width of the style code ``w``.
+        feature_dim: features per Gaussian ``F`` (e.g. 3 for colour).
+        num_points: ``P``, the learnable points on the sphere.
+        children: ``K``, children per point.
+        radius: sphere radius ``R``.
+        hidden: width of the per-point features.
+        scale_cap: soft upper bound of the parents' log-scale.
+        split_threshold: a parent whose largest scale exceeds it gives children whose scales are
+            ``K^(1/3)`` times smaller (the volume split among ``K``).
+        min_log_scale: lower clamp of the children's log-scale.
+        seed: seed of the points' initialisation (a shell ``z <= 0``, norm ``sqrt(3)``) and the
+            encoding's random frequencies.
+    """
+
+    def __init__(
+        self,
+        style_dim: int,
+        feature_dim: int = 3,
+        *,
+        num_points: int = 2000,
+        children: int = 4,
+        radius: float = 3.0,
+        hidden: int = 128,
+        scale_cap: float = -2.0,
+        split_threshold: float = 0.05,
+        min_log_scale: float = -10.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.style_dim = check_positive_int("style_dim", style_dim)
+        self.feature_dim = check_positive_int("feature_dim", feature_dim)
+        self.num_points = check_positive_int("num_points", num_points)
+        self.num_children = check_positive_int("children", children)
+        self.radius = check_positive_number("radius", radius)
+        self.hidden = check_positive_int("hidden", hidden)
+        self.scale_cap = check_number("scale_cap", scale_cap)
+        self.split_threshold = check_positive_number("split_threshold", split_threshold)
+        self.min_log_scale = check_number("min_log_scale", min_log_scale)
+        if self.scale_cap > 0 or self.min_log_scale >= 0:
+            raise ValueError(
+                "`scale_cap` must be <= 0 and `min_log_scale` < 0 (log-scales are clamped to "
+                f"[min_log_scale, 0]), got scale_cap={scale_cap!r}, min_log_scale={min_log_scale!r}"
+            )
+        generator = torch.Generator().manual_seed(seed)
+        points = torch.randn(num_points, 3, generator=generator)
+        points[:, 2] = -points[:, 2].abs()
+        points = points / points.square().mean(dim=1, keepdim=True).sqrt()
+        self.points = nn.Parameter(points)
+        self.encoding = nn.Linear(3, hidden)
+        with torch.no_grad():
+            bound = math.sqrt(3.0)
+            self.encoding.weight.copy_(
+                torch.rand(hidden, 3, generator=generator) * (2 * bound) - bound
+            )
+            self.encoding.bias.copy_(torch.rand(hidden, generator=generator) * 2 - 1)
+        self.parent_block = _ResidualBlock(hidden, style_dim)
+        self.parent_heads = _Heads(hidden, style_dim, feature_dim, position=False)
+        self.upsample = ModulatedLinear(hidden, children * hidden, style_dim)
+        self.child_block = _ResidualBlock(hidden, style_dim)
+        self.child_heads = _Heads(hidden, style_dim, feature_dim, position=True)
+
+    @property
+    def num_gaussians(self) -> int:
+        """``P (1 + K)``: every parent and child, as rendered."""
+        return self.num_points * (1 + self.num_children)
+
+    @checked
+    def forward(self, w: Float[Tensor, "B D"]) -> Gaussians:
+        """The background Gaussians of ``B`` scenes, parents first, then their children.
+
+        Args:
+            w: style codes ``[B, D]``.
+
+        Returns:
+            :class:`~aware3d.Gaussians` ``[B, P (1 + K)]`` with ``F`` features, every mean on the
+            sphere of radius ``R``. Concatenate them with the foreground's and rasterize once.
+
+        Raises:
+            ValueError: for a misshapen ``w``, a dtype or device other than the module's, and
+                (value checks) a non-finite ``w``.
+        """
+        check_shape("w", w, ("B", self.style_dim))
+        check_module_dtype("w", w, self)
+        check_module_device("w", w, self)
+        if value_checks_enabled():
+            check_values(finite_checks(w=w))
+        batch, count, k = w.shape[0], self.num_points, self.num_children
+        points = self.points.expand(batch, count, 3)
+        h = self.parent_block(torch.sin(self.encoding(points)), w)
+        parent = self.parent_heads(h, w)
+        position = F.normalize(points, dim=-1) * self.radius
+        raw_scale = parent["scale"] + self.scale_cap
+        log_scale = self.scale_cap - F.softplus(self.scale_cap - raw_scale)
+        rotation = parent["rotation"] + _identity_quaternion(parent["rotation"])
+        opacity_logit = parent["opacity"][..., 0] + _INITIAL_OPACITY_LOGIT
+        features = parent["features"]
+
+        upsampled = self.upsample(h, w).reshape(batch, count, k, self.hidden)
+        h_child = ((h[:, :, None] + upsampled) / math.sqrt(2.0)).reshape(
+            batch, count * k, self.hidden
+        )
+        child = self.child_heads(self.child_block(h_child, w), w)
+
+        def repeat(value: Tensor) -> Tensor:
+            return value.repeat_interleave(k, dim=1)
+
+        offset = quaternion_to_matrix(normalize_quaternion(rotation)) @ (
+            log_scale.exp()[..., None]
+            * torch.tanh(child["position"]).reshape(batch, count, k, 3).transpose(-1, -2)
+        )  # [B, P, 3, K]: R(q) diag(exp s) tanh(d) for each child
+        child_position = position[..., None] + offset
+        child_position = (
+            F.normalize(child_position.transpose(-1, -2), dim=-1).reshape(batch, count * k, 3)
+            * self.radius
+        )
+        split = (log_scale.exp().amax(dim=-1, keepdim=True) > self.split_threshold).to(w.dtype)
+        base = (log_scale - split * (math.log(k) / 3)).clamp(max=0.0)
+        child_log_scale = (repeat(base) - F.softplus(-child["scale"])).clamp(
+            self.min_log_scale, 0.0
+        )
+        return Gaussians(
+            means=torch.cat([position, child_position], dim=1),
+            quats=normalize_quaternion(
+                torch.cat([rotation, repeat(rotation) + child["rotation"]], 1)
+            ),
+            scales=torch.cat([log_scale, child_log_scale], dim=1).exp(),
+            opacities=torch.sigmoid(
+                torch.cat([opacity_logit, repeat(opacity_logit) + child["opacity"][..., 0]], 1)
+            ),
+            features=torch.cat([features, repeat(features) + child["features"]], dim=1),
+        )
+
+    def extra_repr(self) -> str:
+        """The configuration for ``repr``."""
+        return (
+            f"style_dim={self.style_dim}, feature_dim={self.feature_dim}, "
+            f"num_points={self.num_points}, children={self.num_children}, radius={self.radius:g}, "
+            f"hidden={self.hidden}"
+        )
+
+
+def _identity_quaternion(like: Tensor) -> Tensor:
+    """The identity quaternion ``(1, 0, 0, 0)`` broadcast to ``like``'s shape."""
+    identity = torch.zeros_like(like)
+    identity[..., 0] = 1.0
+    return identity
