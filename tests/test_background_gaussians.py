@@ -150,3 +150,10 @@ def test_gradcheck_float64():
 
     w = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(everything, (w,))
+
+
+def test_parameter_count_matches_the_released_network():
+    """GSGAN's background network: 1,121,692 parameters, of which its level-0 position head
+    (66,051) is never used; its 2,000 points (6,000) live on its generator, here on the module."""
+    count = sum(p.numel() for p in GaussianBackground(512).parameters())
+    assert count == 1_121_692 - 66_051 + 6_000

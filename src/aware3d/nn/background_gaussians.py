@@ -10,7 +10,7 @@ foreground Gaussians (concatenate them with :meth:`~aware3d.Gaussians.cat` and c
 Per point ``p`` (learnable, shared by all scenes) with style ``w``:
 
 * features ``h = block_0(sin(W p + b), w)``, ``block`` = two residual modulated layers
-  ``h <- h + g * act(ModLinear(h, w))`` with learnable gains ``g`` (initially 0.01);
+  ``h <- h + g * act(ModLinear(h, w))`` with learnable per-channel gains ``g`` (initially 0.01);
 * parent: position ``R p / |p|``; log-scale ``s = c - softplus(c - s_raw)`` with
   ``s_raw = head + c`` (a soft cap at ``c = scale_cap``); rotation ``(1, 0, 0, 0) + head``;
   features ``head``; opacity ``sigmoid(logit(0.1) + head)``;
@@ -52,12 +52,12 @@ _INITIAL_OPACITY_LOGIT = math.log(0.1 / 0.9)
 
 
 class _ResidualBlock(nn.Module):
-    """Two residual modulated layers with learnable branch gains (initially 0.01)."""
+    """Two residual modulated layers with learnable per-channel branch gains (initially 0.01)."""
 
     def __init__(self, width: int, style_dim: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(ModulatedLinear(width, width, style_dim) for _ in range(2))
-        self.gains = nn.Parameter(torch.full((2,), 0.01))
+        self.gains = nn.Parameter(torch.full((2, width), 0.01))
 
     def forward(self, h: Tensor, w: Tensor) -> Tensor:
         for layer, gain in zip(self.layers, self.gains, strict=True):
@@ -93,7 +93,9 @@ class GaussianBackground(nn.Module):
     128, scale cap ``-2``, split threshold 0.05, log-scales clamped to ``[-10, 0]``, 3 colour
     features. GSGAN renders the background black where nothing covers it, drives this module with
     one extra style vector of its mapping network, and switches it on after the first 50,000
-    training images.
+    training images. With ``style_dim=512`` this module has 1,061,641 parameters: the released
+    background network's 1,121,692 less its level-0 position head, whose output is never used
+    (66,051), plus the 2,000 points (6,000), which GSGAN keeps on the generator.
 
     Args:
         style_dim: width of the style code ``w``.
