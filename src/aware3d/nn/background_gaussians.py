@@ -218,16 +218,16 @@ class GaussianBackground(nn.Module):
         child_log_scale = (repeat(base) - F.softplus(-child["scale"])).clamp(
             self.min_log_scale, 0.0
         )
-        return Gaussians(
-            means=torch.cat([position, child_position], dim=1),
-            quats=normalize_quaternion(
-                torch.cat([rotation, repeat(rotation) + child["rotation"]], 1)
-            ),
-            scales=torch.cat([log_scale, child_log_scale], dim=1).exp(),
-            opacities=torch.sigmoid(
+        # valid by construction (like the decoder's output): no value checks, no host sync
+        return Gaussians._trusted(
+            torch.cat([position, child_position], dim=1),
+            normalize_quaternion(torch.cat([rotation, repeat(rotation) + child["rotation"]], 1)),
+            torch.cat([log_scale, child_log_scale], dim=1).exp(),
+            torch.sigmoid(
                 torch.cat([opacity_logit, repeat(opacity_logit) + child["opacity"][..., 0]], 1)
             ),
-            features=torch.cat([features, repeat(features) + child["features"]], dim=1),
+            torch.cat([features, repeat(features) + child["features"]], dim=1),
+            None,
         )
 
     def extra_repr(self) -> str:
