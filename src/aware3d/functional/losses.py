@@ -207,8 +207,8 @@ def _distortion_checks(
     return checks
 
 
-def _distortion_terms(weights: Tensor, s: Tensor) -> tuple[Tensor, ...]:
-    """Centred midpoints, widths, inclusive prefix sums and the total weight of each ray.
+def _distortion_terms(weights: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Centred midpoints ``c``, widths ``delta`` and ``2 C - w - W`` of each ray's bins.
 
     The loss is shift invariant, so each ray's distances are first taken relative to its first
     edge (exact in floating point for edges within a factor 2 of it: bins keep their precision
@@ -217,20 +217,20 @@ def _distortion_terms(weights: Tensor, s: Tensor) -> tuple[Tensor, ...]:
     (detached).
     """
     local = s - s[..., :1].detach()
-    midpoints = 0.5 * (local[..., 1:] + local[..., :-1])
     widths = local[..., 1:] - local[..., :-1]
+    midpoints = torch.add(local[..., :-1], widths, alpha=0.5)
     inclusive = torch.cumsum(weights, dim=-1)
     total = inclusive[..., -1:]
     with torch.no_grad():
         safe_total = torch.where(total > 0, total, torch.ones_like(total))
-        offset = (weights * midpoints).sum(-1, keepdim=True) / safe_total
-    return midpoints - offset, widths, inclusive, total
+        offset = torch.linalg.vecdot(weights, midpoints)[..., None] / safe_total
+    return midpoints - offset, widths, 2.0 * inclusive - weights - total
 
 
 def _dense_distortion_reference(weights: Tensor, s: Tensor) -> Tensor:
     """:func:`_dense_distortion` through autograd (the test oracle of the fused gradients)."""
-    centred, widths, inclusive, total = _distortion_terms(weights, s)
-    inter = 2.0 * (weights * centred * (2.0 * inclusive - weights - total)).sum(-1)
+    centred, widths, spread = _distortion_terms(weights, s)
+    inter = 2.0 * (weights * centred * spread).sum(-1)
     return inter + (weights.square() * widths).sum(-1) / 3.0
 
 
@@ -250,15 +250,7 @@ class _DenseDistortion(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weights: Tensor, s: Tensor) -> Tensor:
         """Per-ray losses ``[...]`` of ``weights [..., S]`` on edges ``s [..., S + 1]``."""
-        # The terms of _distortion_terms, written to reuse buffers (no graph is recorded here).
-        local = s - s[..., :1]
-        widths = local[..., 1:] - local[..., :-1]
-        centred = torch.add(local[..., :-1], widths, alpha=0.5)  # midpoints
-        inclusive = torch.cumsum(weights, dim=-1)
-        total = inclusive[..., -1:]
-        safe_total = torch.where(total > 0, total, torch.ones_like(total))
-        centred -= torch.linalg.vecdot(weights, centred)[..., None] / safe_total
-        spread = (inclusive * 2.0).sub_(weights).sub_(total)
+        centred, widths, spread = _distortion_terms(weights, s)
         products = weights * centred
         ctx.save_for_backward(weights, s, centred, widths, spread, products)
         inter = torch.linalg.vecdot(products, spread)
@@ -271,8 +263,7 @@ class _DenseDistortion(torch.autograd.Function):
         weights, s, centred, widths, spread, products = ctx.saved_tensors
         create_graph = torch.is_grad_enabled()
         if create_graph:  # recompute as differentiable functions
-            centred, widths, inclusive, total = _distortion_terms(weights, s)
-            spread = 2.0 * inclusive - weights - total
+            centred, widths, spread = _distortion_terms(weights, s)
             products = weights * centred
         grad = grad[..., None]
         grad_weights = grad_edges = None

@@ -191,7 +191,7 @@ class GaussianBackground(nn.Module):
         position = F.normalize(points, dim=-1) * self.radius
         raw_scale = parent["scale"] + self.scale_cap
         log_scale = self.scale_cap - F.softplus(self.scale_cap - raw_scale)
-        rotation = parent["rotation"] + _identity_quaternion(parent["rotation"])
+        rotation = parent["rotation"] + w.new_tensor([1.0, 0.0, 0.0, 0.0])
         opacity_logit = parent["opacity"][..., 0] + _INITIAL_OPACITY_LOGIT
         features = parent["features"]
 
@@ -237,10 +237,3 @@ class GaussianBackground(nn.Module):
             f"num_points={self.num_points}, children={self.num_children}, radius={self.radius:g}, "
             f"hidden={self.hidden}"
         )
-
-
-def _identity_quaternion(like: Tensor) -> Tensor:
-    """The identity quaternion ``(1, 0, 0, 0)`` broadcast to ``like``'s shape."""
-    identity = torch.zeros_like(like)
-    identity[..., 0] = 1.0
-    return identity
