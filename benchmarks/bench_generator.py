@@ -1,8 +1,9 @@
 """Benchmark: the hierarchical Gaussian decoder vs its number of levels, and the whole generator.
 
-Section 1 (decoder, CPU; also CUDA when available): GSGAN-style decoders (256 initial tokens,
-4 children, widths ``(256, 256, 128, 64, 32, 32)[:L]``) with ``L`` = 3..6 levels (5,376 to
-349,440 Gaussians) at batch 1: minimum and median wall time over the repeats of a forward pass
+Section 1 (decoder, CPU; also CUDA when available): GSGAN's released network
+(``gsgan_256(num_levels=L)``: 256 initial tokens, 4 children, widths 512, 512, 256, 128, 128, 128,
+6 gated transformer blocks, EdgeConv at finer levels) with ``L`` = 3..6 levels (5,376 to 349,440
+Gaussians) at batch 1: minimum and median wall time over the repeats of a forward pass
 (no grad) and of forward + backward, and peak extra memory. Each (levels, mode) runs in a fresh
 subprocess; on CPU the peak is the growth of the process's ``ru_maxrss`` high-water mark during
 the first call (model and inputs already allocated), on CUDA ``torch.cuda.max_memory_allocated``
@@ -42,7 +43,6 @@ import numpy as np
 import torch
 
 W_DIM = 512
-WIDTHS = (256, 256, 128, 64, 32, 32)
 
 
 def _sync(device: str) -> None:
@@ -51,21 +51,25 @@ def _sync(device: str) -> None:
 
 
 def _decoder(levels: int, device: str):
-    from aware3d.nn.decoder import HierarchicalGaussianDecoder
+    from aware3d.nn.decoder import gsgan_256
 
     torch.manual_seed(0)
-    return HierarchicalGaussianDecoder(
-        W_DIM, levels, 256, 4, widths=WIDTHS[:levels], resolution=256
-    ).to(device)
+    return gsgan_256(W_DIM, num_levels=levels).to(device)
+
+
+def _camera(decoder, ws: torch.Tensor) -> torch.Tensor | None:
+    if not decoder.camera_conditioning:
+        return None
+    return torch.tensor([[0.0, 0.0, -1.0]], device=ws.device).expand(ws.shape[0], 3)
 
 
 def _decoder_call(decoder, ws: torch.Tensor, mode: str) -> None:
     if mode == "forward":
         with torch.no_grad():
-            g = decoder(ws)
+            g = decoder(ws, _camera(decoder, ws))
         g.means.sum().item()
     else:
-        g = decoder(ws)
+        g = decoder(ws, _camera(decoder, ws))
         loss = g.means.sum() + g.scales.sum() + g.opacities.sum() + g.features.sum()
         loss.backward()
         decoder.zero_grad(set_to_none=True)

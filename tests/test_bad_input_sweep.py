@@ -53,6 +53,7 @@ def _entries() -> dict[str, Call]:
 
     torch.manual_seed(0)
     decoder = nn.small_decoder(16, num_levels=2)
+    camera_decoder = nn.small_decoder(16, num_levels=2, camera_conditioning=True)
     mapping = nn.MappingNetwork(8, 16, decoder.num_ws, num_layers=2)
     background = nn.SphericalBackground(16, num_layers=1, hidden=16, num_freqs=2)
     disc = tr.CameraConditionedDiscriminator(16, channel_max=16, embed_dim=16)
@@ -124,9 +125,17 @@ def _entries() -> dict[str, Call]:
         "level_sizes": call(fn.level_sizes, 32, 4, 3),
         "descendant_mask": call(fn.descendant_mask, 4, 2, 3, 1),
         "HierarchicalGaussianDecoder": call(nn.HierarchicalGaussianDecoder, 16, 2, num_initial=8,
-                                            widths=(16, 16), head_dim=8, attention_window=4,
-                                            rho=2.0, resolution=32),
+                                            widths=(16, 16), head_dim=8, depths=(1, 1), knn=3,
+                                            grid_size=8, rho=2.0, resolution=32,
+                                            level0_max_scale=0.1, box_half_extent=0.5,
+                                            camera_conditioning=True, color_activation="sh0"),
+        "HierarchicalGaussianDecoder(window)": call(
+            nn.HierarchicalGaussianDecoder, 16, 2, num_initial=8, widths=(16, 16), head_dim=8,
+            blocks="window", attention_window=4, rho=2.0, resolution=32, initial_radius=0.2),
         "decoder.forward": call(decoder.forward, torch.randn(2, decoder.num_ws, 16)),
+        "camera decoder.forward": call(camera_decoder.forward,
+                                       torch.randn(2, camera_decoder.num_ws, 16),
+                                       torch.tensor([[0.0, 0.0, -1.0], [0.6, 0.0, -0.8]])),
         "MappingNetwork": call(nn.MappingNetwork, 8, 16, 3, c_dim=0, num_layers=2,
                                lr_multiplier=0.01, w_avg_beta=0.99),
         "mapping.forward": call(mapping.forward, torch.randn(3, 8), psi=0.7, cutoff=2,

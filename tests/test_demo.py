@@ -154,7 +154,8 @@ def test_a_training_step_does_not_wait_for_the_device(monkeypatch):
         ("steps", 0),
         ("batch", -1),
         ("initial_radius", 0.0),
-        ("initial_radius", 0.5),
+        ("initial_radius", 0.6),
+        ("decoder_blocks", "transformer"),
         ("ema_half_life_images", 0.0),
         ("ema_rampup", -0.1),
         ("r1_gamma", float("nan")),
@@ -169,5 +170,6 @@ def test_config_rejects_bad_values_naming_the_field(field, value):
 
 def test_default_decoder_starts_inside_the_image():
     generator, _ = build_models(DemoConfig(), torch.device("cpu"))
-    anchors = torch.tanh(generator.decoder.initial_position_raw) * 0.5
+    decoder = generator.decoder
+    anchors = torch.tanh(decoder.trunk.initial_position_raw) * decoder.box_half_extent
     assert float(torch.linalg.vector_norm(anchors, dim=-1).max()) <= DemoConfig().initial_radius

@@ -31,7 +31,9 @@ def nodes_from_arrays(arrays_, dtype=torch.float64, requires_grad=False):
     return HierarchyNodes(*tensors)
 
 
-def check_children(parent, children, *, rho, pixel_size, min_log_scale=MIN_LOG_SCALE, tol=1e-9):
+def check_children(
+    parent, children, *, rho, pixel_size, min_log_scale=MIN_LOG_SCALE, tol=1e-9, unit=True
+):
     """Asserts GSGAN's hierarchy constraints for children of `parent` (checked in float64).
 
     The bounds hold exactly only in exact arithmetic: a child on its bound (an offset with
@@ -67,8 +69,9 @@ def check_children(parent, children, *, rho, pixel_size, min_log_scale=MIN_LOG_S
     assert (s <= p_s + tol_s)[at_or_above_floor].all()
     strict = shrinks & (s_hat >= min_log_scale)
     assert (s <= p_s - math.log(rho) + tol_s)[strict.expand_as(s)].all()
-    # unit quaternions, activated values valid
-    assert torch.allclose(torch.linalg.vector_norm(q, dim=-1), torch.ones_like(q[..., 0]))
+    # unit quaternions (unless rotations accumulate unnormalised), activated values valid
+    if unit:
+        assert torch.allclose(torch.linalg.vector_norm(q, dim=-1), torch.ones_like(q[..., 0]))
     g = nodes_to_gaussians(children)
     Gaussians(g.means, g.quats, g.scales, g.opacities, g.features)  # full validation
     assert (g.scales > 0).all()

@@ -43,7 +43,7 @@ def test_select_levels(hierarchy):
 
 def test_anchors_as_gaussians(hierarchy):
     anchors = anchors_as_gaussians(hierarchy)
-    assert anchors.num_gaussians == 4 + 8 + 16
+    assert anchors.num_gaussians == 4 + 8  # levels 0 and 1: the last level has no anchors
     assert anchors.levels is not None
     torch.testing.assert_close(anchors.means[:, :4], hierarchy.anchors[0].position)
     some = anchors_as_gaussians(hierarchy, levels=1, opacity=0.3)
@@ -52,7 +52,7 @@ def test_anchors_as_gaussians(hierarchy):
     with pytest.raises(ValueError, match="opacity"):
         anchors_as_gaussians(hierarchy, opacity=2.0)
     with pytest.raises(ValueError, match="out of range"):
-        anchors_as_gaussians(hierarchy, levels=3)
+        anchors_as_gaussians(hierarchy, levels=2)
 
 
 def test_flat_hierarchy_has_no_anchors():
@@ -80,7 +80,7 @@ def test_descendants_of_one_token(hierarchy):
     torch.testing.assert_close(part.means[:, 0], hierarchy.nodes[0].position[:, 1])
     torch.testing.assert_close(part.means[:, 1:3], hierarchy.nodes[1].position[:, 2:4])
     torch.testing.assert_close(part.means[:, 3:], hierarchy.nodes[2].position[:, 4:8])
-    assert descendants(hierarchy, token=1, anchors=True).num_gaussians == 7
+    assert descendants(hierarchy, token=1, anchors=True).num_gaussians == 1 + 2
     with pytest.raises(ValueError, match="token"):
         descendants(hierarchy, token=4)
 

@@ -172,6 +172,15 @@ class Cameras:
         """Camera centres in world coordinates, ``[..., C, 3]``."""
         return self.cam2world[..., :3, 3]
 
+    @property
+    def forward_directions(self) -> Float[Tensor, "*batch C 3"]:
+        """Unit viewing directions (the camera's +z axis) in world coordinates, ``[..., C, 3]``.
+
+        GSGAN conditions the colour of its Gaussians on this vector
+        (``HierarchicalGaussianDecoder(camera_conditioning=True)``).
+        """
+        return self.cam2world[..., :3, 2]
+
     def to(self, *args: object, **kwargs: object) -> "Cameras":
         """Returns the cameras moved or cast like ``Tensor.to`` (e.g. ``cams.to("cuda")``).
 

@@ -174,7 +174,10 @@ def descendants(hierarchy: GaussianHierarchy, token: int, *, anchors: bool = Fal
     sizes = [nodes.num_nodes for nodes in hierarchy.nodes]
     num_initial = sizes[0]
     children = sizes[1] // sizes[0] if len(sizes) > 1 else 1
-    mask = descendant_mask(num_initial, children, len(sizes), token)
+    levels = len(hierarchy.anchors) if anchors else len(sizes)
+    if anchors and not levels:
+        raise ValueError("this hierarchy has no anchors (it comes from a flat decoder)")
+    mask = descendant_mask(num_initial, children, levels, token)
     source = anchors_as_gaussians(hierarchy) if anchors else hierarchy.gaussians
     return source.select(mask=mask.to(source.device))
 

@@ -76,11 +76,18 @@ class Generator3D(nn.Module):
         self.z_dim = z_dim
 
     def hierarchy(
-        self, z: Float[Tensor, "B Z"], *, psi: float = 1.0
+        self,
+        z: Float[Tensor, "B Z"],
+        *,
+        psi: float = 1.0,
+        camera_forward: Float[Tensor, "B 3"] | None = None,
     ) -> tuple[GaussianHierarchy, Float[Tensor, "B _ D"]]:
-        """The decoder's full hierarchy (levels, anchors, parents) for latents ``z``."""
+        """The decoder's full hierarchy (levels, anchors, parents) for latents ``z``.
+
+        ``camera_forward`` is needed by a camera-conditioned decoder only.
+        """
         ws = self.mapping(z, psi=psi)
-        return self.decoder.forward_hierarchy(ws[:, :-1]), ws
+        return self.decoder.forward_hierarchy(ws[:, :-1], camera_forward), ws
 
     def forward(
         self,
@@ -92,9 +99,17 @@ class Generator3D(nn.Module):
         psi: float = 1.0,
         backend: Literal["auto", "torch", "gsplat"] = "auto",
     ) -> GeneratorOutput:
-        """Generates ``B`` scenes and renders each from its ``C`` cameras (``Cameras [B, C]``)."""
+        """Generates ``B`` scenes and renders each from its ``C`` cameras (``Cameras [B, C]``).
+
+        A camera-conditioned decoder (``camera_conditioning=True``) colours each scene for its
+        first camera's forward vector, as GSGAN renders one camera per scene; pass ``C = 1``
+        for colours that match every view.
+        """
         ws = self.mapping(z, psi=psi)
-        gaussians = self.decoder(ws[:, :-1])
+        camera_forward = None
+        if self.decoder.camera_conditioning:
+            camera_forward = cameras.forward_directions[:, 0].to(ws.dtype)
+        gaussians = self.decoder(ws[:, :-1], camera_forward)
         splat = rasterize(gaussians, cameras, width, height, depth_moments=True, backend=backend)
         composite = self.compositor(splat, w=ws[:, -1], cameras=cameras)
         return GeneratorOutput(composite.image, composite, splat, gaussians, ws)

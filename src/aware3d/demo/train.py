@@ -11,6 +11,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from aware3d._validation import (
+    check_choice,
     check_nonnegative_int,
     check_nonnegative_number,
     check_positive_int,
@@ -20,7 +21,7 @@ from aware3d._validation import (
 from aware3d.cameras import Cameras
 from aware3d.demo.generator import Generator3D
 from aware3d.functional.losses import separation_loss, splat_distortion_loss
-from aware3d.nn.decoder import small_decoder
+from aware3d.nn.decoder import GSGAN_WORLD_SCALE, small_decoder
 from aware3d.training import (
     CameraConditionedDiscriminator,
     SlicedWasserstein,
@@ -70,12 +71,16 @@ class DemoConfig:
         z_dim: latent width.
         w_dim: style width.
         decoder_levels: levels of the small hierarchical decoder.
-        initial_radius: radius of the ball the decoder's level-0 Gaussians start in
-            (:class:`~aware3d.nn.HierarchicalGaussianDecoder`'s ``initial_radius``; the
-            foreground box keeps its half extent of 0.5). 0.2 is the size of the synthetic
-            objects (radii 0.13 to 0.22); the decoder's default, 0.35, starts with Gaussians
-            across the whole image (its half-width at the look-at point is 0.32), and the
-            generator then tended to keep the foreground at the borders.
+        decoder_blocks: the decoder's token network (:func:`~aware3d.nn.small_decoder`'s
+            ``blocks``): ``"window"`` (the simpler network) or ``"gsgan"`` (GSGAN's blocks, whose
+            zero-initialised gates learn more slowly in the demo's 2,048 images; see the demo
+            page).
+        initial_radius: with ``decoder_blocks="window"``, radius of the ball the decoder's
+            level-0 anchors start in (:class:`~aware3d.nn.HierarchicalGaussianDecoder`'s
+            ``initial_radius``). 0.2 is the size of the synthetic objects (radii 0.13 to 0.22); a
+            wider start puts Gaussians across the whole image (its half-width at the look-at
+            point is 0.32), and the generator then tended to keep the foreground at the
+            borders. GSGAN's blocks place the level-0 anchors themselves.
         lr_generator: Adam learning rate of the generator.
         lr_discriminator: Adam learning rate of the discriminator.
         r1_gamma: R1 weight; 10 keeps the discriminator smooth enough that the generator is not
@@ -108,6 +113,7 @@ class DemoConfig:
     z_dim: int = 64
     w_dim: int = 64
     decoder_levels: int = 3
+    decoder_blocks: str = "window"
     initial_radius: float = 0.2
     lr_generator: float = 0.0025
     lr_discriminator: float = 0.001
@@ -129,11 +135,12 @@ class DemoConfig:
         check_positive_int("resolution", self.resolution)
         check_nonnegative_int("seed", self.seed)
         check_nonnegative_int("background_freqs", self.background_freqs)
+        check_choice("decoder_blocks", self.decoder_blocks, ("window", "gsgan"))
         check_positive_number("initial_radius", self.initial_radius)
-        if self.initial_radius >= 0.5:
+        if self.initial_radius >= GSGAN_WORLD_SCALE:
             raise ValueError(
-                "`initial_radius` must be smaller than the foreground box's half extent 0.5, "
-                f"got {self.initial_radius!r}"
+                "`initial_radius` must be smaller than the foreground box's half extent "
+                f"{GSGAN_WORLD_SCALE:.3f}, got {self.initial_radius!r}"
             )
         for name in ("lr_generator", "lr_discriminator", "ema_half_life_images"):
             check_positive_number(name, getattr(self, name))
@@ -205,9 +212,10 @@ def build_models(
 ) -> tuple[Generator3D, CameraConditionedDiscriminator]:
     """The demo's generator (small decoder) and discriminator, seeded by ``config.seed``."""
     torch.manual_seed(config.seed)
+    window = {"initial_radius": config.initial_radius} if config.decoder_blocks == "window" else {}
     decoder = small_decoder(
         config.w_dim, num_levels=config.decoder_levels, resolution=config.resolution,
-        initial_radius=config.initial_radius,
+        blocks=config.decoder_blocks, **window,
     )  # fmt: skip
     generator = Generator3D(
         config.z_dim, config.w_dim, decoder, background_freqs=config.background_freqs

@@ -107,10 +107,13 @@ class GaussianHierarchy(NamedTuple):
     Attributes:
         gaussians: every rendered Gaussian, all levels concatenated level by level, with ``levels``.
         nodes: per level, the rendered Gaussians as :class:`HierarchyNodes` (log-space values).
-        anchors: per level, the anchors (never rendered; the parents of the next level). Empty
-            for a flat (non-hierarchical) decoder.
-        parents: per level, ``[N_l]`` int64: the index of every node's parent among the previous
-            level's anchors (``j // K``); for level 0 the index of the root (all zeros).
+        anchors: per level, the anchors (never rendered): ``anchors[0]`` are the children of the
+            root and the parents of the level-0 Gaussians and of level 1; ``anchors[l]`` the
+            parents of level ``l + 1``. ``L - 1`` levels (1 when ``L = 1``); empty for a flat
+            (non-hierarchical) decoder.
+        parents: per level, ``[N_l]`` int64: the index of every rendered Gaussian's parent anchor:
+            at level 0 in ``anchors[0]`` (``j``, one Gaussian per anchor), at level ``l > 0`` in
+            ``anchors[l - 1]`` (``j // K``). All zeros (the root) for a flat decoder.
         root: the fixed root node (the foreground box), one per scene, ``N = 1``.
     """
 
@@ -187,8 +190,17 @@ def _densify(
     pixel_size: float,
     min_log_scale: float,
     parent_is_unit: bool = False,
+    *,
+    log_scale_cap: float | None = None,
+    normalize_rotation: bool = True,
 ) -> HierarchyNodes:
-    """:func:`densify` without input checks (for callers whose inputs are valid by construction)."""
+    """:func:`densify` without input checks (for callers whose inputs are valid by construction).
+
+    Two options of the decoders: ``log_scale_cap`` replaces ``s_hat`` by a constant (children of
+    the root, whose size bounds positions but not scales), and ``normalize_rotation=False``
+    accumulates rotations as GSGAN's released code does: ``q = q_p + dq`` (only the parent's frame
+    is normalised; the stored quaternion is not).
+    """
     batch, num_parents = parent.position.shape[:2]
     total = raw.position.shape[1]
     k = total // num_parents
@@ -204,14 +216,20 @@ def _densify(
     offset = torch.exp(parent.log_scale)[:, :, None] * torch.tanh(per_parent(raw.position))
     position = parent.position[:, :, None] + torch.einsum("bnij,bnkj->bnki", frame, offset)
 
-    shrink = parent.log_scale.amax(dim=-1, keepdim=True) > math.log(pixel_size)
-    s_hat = parent.log_scale - shrink.to(parent.log_scale.dtype) * math.log(rho)
-    log_scale = (s_hat[:, :, None] - F.softplus(-per_parent(raw.log_scale))).clamp_min(
-        min_log_scale
-    )
+    if log_scale_cap is None:
+        shrink = parent.log_scale.amax(dim=-1, keepdim=True) > math.log(pixel_size)
+        s_hat = (parent.log_scale - shrink.to(parent.log_scale.dtype) * math.log(rho))[:, :, None]
+        log_scale = (s_hat - F.softplus(-per_parent(raw.log_scale))).clamp_min(min_log_scale)
+    else:
+        log_scale = (log_scale_cap - F.softplus(-per_parent(raw.log_scale))).clamp_min(
+            min_log_scale
+        )
 
-    q_sum = q_parent[:, :, None] + per_parent(raw.rotation)
-    rotation = normalize_quaternion(q_sum, q_parent[:, :, None].expand_as(q_sum))
+    if normalize_rotation:
+        q_sum = q_parent[:, :, None] + per_parent(raw.rotation)
+        rotation = normalize_quaternion(q_sum, q_parent[:, :, None].expand_as(q_sum))
+    else:
+        rotation = parent.rotation[:, :, None] + per_parent(raw.rotation)
 
     opacity_logit = parent.opacity_logit[:, :, None] + per_parent(raw.opacity_logit)
     features = parent.features[:, :, None] + per_parent(raw.features)

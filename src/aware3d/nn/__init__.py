@@ -17,7 +17,7 @@ from aware3d.nn.losses import (
     KNNDistanceLoss,
     SeparationLoss,
 )
-from aware3d.nn.mapping import MappingNetwork
+from aware3d.nn.mapping import MappingNetwork, gsgan_mapping
 
 __all__ = [
     "CentreDistanceLoss",
@@ -34,5 +34,6 @@ __all__ = [
     "SphericalBackground",
     "gsgan_256",
     "gsgan_512",
+    "gsgan_mapping",
     "small_decoder",
 ]

@@ -20,7 +20,7 @@ from aware3d._validation import (
 )
 from aware3d.nn.layers import EqualizedLinear
 
-__all__ = ["MappingNetwork"]
+__all__ = ["MappingNetwork", "gsgan_mapping"]
 
 
 def _normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
@@ -162,3 +162,18 @@ class MappingNetwork(nn.Module):
                 truncated = w_avg.lerp(ws[:, :cutoff], psi)
                 ws = torch.cat([truncated, ws[:, cutoff:]], dim=1)
         return ws
+
+
+def gsgan_mapping(num_ws: int, c_dim: int = 25, *, w_dim: int = 512) -> MappingNetwork:
+    """GSGAN's (and EG3D's, BallGAN's) mapping network: ``z`` 512 -> ``w`` 512, depth 2.
+
+    Two layers with learning-rate multiplier 0.01, conditioned on the 25-number EG3D camera label
+    (pass ``c_dim=0`` for none). GSGAN makes ``decoder.num_ws + 1`` style vectors: the last one
+    drives its background (16 + 1 = 17 for ``gsgan_256``).
+
+    Args:
+        num_ws: style vectors per sample.
+        c_dim: width of the conditioning label.
+        w_dim: latent and style width.
+    """
+    return MappingNetwork(w_dim, w_dim, num_ws, c_dim=c_dim, num_layers=2)

@@ -1,4 +1,4 @@
-"""Training helpers: GAN objectives, R1, EMA, a camera-conditioned discriminator, checkpoints."""
+"""Training helpers: GAN losses, R1, EMA, discriminator, pose swaps, checkpoints, metrics."""
 
 from aware3d.training.augment import AUGMENTATIONS, diff_augment
 from aware3d.training.checkpoint import load_checkpoint, save_checkpoint
@@ -16,9 +16,15 @@ from aware3d.training.losses import (
     r1_penalty,
 )
 from aware3d.training.metrics import SlicedWasserstein, sliced_wasserstein_distance
+from aware3d.training.pose_conditioning import (
+    GSGAN_SWAP_PROBABILITY,
+    swap_conditioning_labels,
+    swap_probability,
+)
 
 __all__ = [
     "AUGMENTATIONS",
+    "GSGAN_SWAP_PROBABILITY",
     "CameraConditionedDiscriminator",
     "ContrastiveOutput",
     "EqualizedConv2d",
@@ -34,5 +40,7 @@ __all__ = [
     "r1_penalty",
     "save_checkpoint",
     "sliced_wasserstein_distance",
+    "swap_conditioning_labels",
+    "swap_probability",
     "update_ema",
 ]
