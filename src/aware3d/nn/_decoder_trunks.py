@@ -165,10 +165,10 @@ class GSGANTrunk(nn.Module):
         """Floats per scene one forward pass keeps for backward at ``level`` (an upper estimate)."""
         width = widths[level]
         if level == 0:
-            return count * width * (4 + 16 * len(self.transformer))
+            return count * width * (4 + 24 * len(self.transformer))
         parents = count // self.children_count
         fan = k if level <= self.styled_levels else self.children_count
-        edge = parents * widths[level - 1] * (8 * fan + 8)
+        edge = parents * widths[level - 1] * (12 * fan + 8)  # EdgeConv's [N, k, C] activations
         return edge + count * width * 16
 
 
