@@ -307,8 +307,8 @@ class _TokenDecoder(nn.Module):
 
         Per level: every token's activations in the trunk's blocks, the heads' raw outputs and
         the nodes (anchors and Gaussians) of that level, per scene; plus one gradient per
-        parameter. For ``gsgan_256(num_levels=L)`` at batch 1 it is 9% to 20% above the peak
-        measured by ``benchmarks/bench_generator.py`` (``L = 3..5``, CPU).
+        parameter. For ``gsgan_256(num_levels=L)`` at batch 1 it is 6% to 22% above the peak
+        measured by ``benchmarks/bench_generator.py`` (``L = 3..6``, CPU).
         """
         itemsize = torch.empty((), dtype=dtype).element_size()
         raw_dim = GEOMETRY_CHANNELS + self.feature_dim
