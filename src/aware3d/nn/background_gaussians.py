@@ -16,8 +16,11 @@ Per point ``p`` (learnable, shared by all scenes) with style ``w``:
   features ``head``; opacity ``sigmoid(logit(0.1) + head)``;
 * children (``K`` per parent): ``h_k = (h + u_k) / sqrt(2)`` with ``[u_1 ... u_K]`` a modulated
   layer of ``h``, then ``block_1``; position ``x + R(q) diag(exp s) tanh(d)`` projected back onto
-  the sphere; log-scale ``clamp(s - [max exp(s) > split_threshold] ln(K) / 3 - softplus(-ds),
-  min_log_scale, 0)``; rotation, features and opacity logit are the parent's plus a delta.
+  the sphere; log-scale ``max(s - [max exp(s) > split_threshold] ln(K) / 3 - softplus(-ds),
+  min_log_scale)`` (at most 0, as released, since ``s <= scale_cap <= 0``); rotation (not
+  normalised, as released), features and opacity logit are the parent's plus a delta. This is
+  :func:`~aware3d.functional.densify`'s child step with ``rho = K^(1/3)`` and
+  ``pixel_size = split_threshold``, followed by the projection onto the sphere.
 
 Heads are modulated, not demodulated, with initial weight scales 1 (position, features,
 opacity) and 0.01 (scale, rotation), so the children start near their parents.
@@ -42,7 +45,7 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
-from aware3d.functional.hierarchy import normalize_quaternion, quaternion_to_matrix
+from aware3d.functional.hierarchy import HierarchyNodes, _densify, normalize_quaternion
 from aware3d.gaussians import Gaussians
 from aware3d.nn.layers import ModulatedLinear
 
@@ -201,32 +204,25 @@ class GaussianBackground(nn.Module):
         )
         child = self.child_heads(self.child_block(h_child, w), w)
 
-        def repeat(value: Tensor) -> Tensor:
-            return value.repeat_interleave(k, dim=1)
-
-        offset = quaternion_to_matrix(normalize_quaternion(rotation)) @ (
-            log_scale.exp()[..., None]
-            * torch.tanh(child["position"]).reshape(batch, count, k, 3).transpose(-1, -2)
-        )  # [B, P, 3, K]: R(q) diag(exp s) tanh(d) for each child
-        child_position = position[..., None] + offset
-        child_position = (
-            F.normalize(child_position.transpose(-1, -2), dim=-1).reshape(batch, count * k, 3)
-            * self.radius
-        )
-        split = (log_scale.exp().amax(dim=-1, keepdim=True) > self.split_threshold).to(w.dtype)
-        base = (log_scale - split * (math.log(k) / 3)).clamp(max=0.0)
-        child_log_scale = (repeat(base) - F.softplus(-child["scale"])).clamp(
-            self.min_log_scale, 0.0
-        )
+        # GSGAN's children of the parents (densify with rho = K^(1/3) above split_threshold and
+        # rotations accumulated), then put back on the sphere
+        parents = HierarchyNodes(position, log_scale, rotation, opacity_logit, features)
+        raw = HierarchyNodes(
+            child["position"], child["scale"], child["rotation"], child["opacity"][..., 0],
+            child["features"],
+        )  # fmt: skip
+        children = _densify(
+            parents, raw, k ** (1 / 3), self.split_threshold, self.min_log_scale,
+            normalize_rotation=False,
+        )  # fmt: skip
+        child_position = F.normalize(children.position, dim=-1) * self.radius
         # valid by construction (like the decoder's output): no value checks, no host sync
         return Gaussians._trusted(
             torch.cat([position, child_position], dim=1),
-            normalize_quaternion(torch.cat([rotation, repeat(rotation) + child["rotation"]], 1)),
-            torch.cat([log_scale, child_log_scale], dim=1).exp(),
-            torch.sigmoid(
-                torch.cat([opacity_logit, repeat(opacity_logit) + child["opacity"][..., 0]], 1)
-            ),
-            torch.cat([features, repeat(features) + child["features"]], dim=1),
+            normalize_quaternion(torch.cat([rotation, children.rotation], dim=1)),
+            torch.cat([log_scale, children.log_scale], dim=1).exp(),
+            torch.sigmoid(torch.cat([opacity_logit, children.opacity_logit], dim=1)),
+            torch.cat([features, children.features], dim=1),
             None,
         )
 
