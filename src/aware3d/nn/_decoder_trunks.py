@@ -1,10 +1,11 @@
 """The two token networks of the Gaussian decoders: GSGAN's (``blocks="gsgan"``) and the window one.
 
 A trunk turns style codes into per-level tokens and raw node values; the decoder turns those into
-the hierarchy (:func:`aware3d.functional.hierarchy.densify`). Both expose the same three steps:
+the hierarchy (:func:`aware3d.functional.hierarchy.densify`). Both expose the same steps:
 ``start(batch)`` (level-0 tokens), ``advance(level, tokens, ws, neighbour_points)`` (tokens of
 ``level > 0`` from those of ``level - 1``), ``heads(level, tokens, ws, camera)`` (raw anchor and
-Gaussian values of a level). ``style_index[level]`` is the first style vector a level reads.
+Gaussian values of a level), with ``camera = embed_camera(camera_forward)``.
+``style_index[level]`` is the first style vector a level reads.
 """
 
 import math
@@ -281,6 +282,10 @@ class WindowTrunk(nn.Module):
             tokens = block(tokens, ws[:, style], self.windows[level])
             style += 1
         return tokens
+
+    def embed_camera(self, camera_forward: Tensor | None) -> None:
+        """No camera embedding: this network has no camera conditioning."""
+        return None
 
     def heads(
         self, level: int, tokens: Tensor, ws: Tensor, camera: Tensor | None

@@ -409,9 +409,7 @@ class _TokenDecoder(nn.Module):
         self._check_ws(ws, camera_forward)
         batch = ws.shape[0]
         root = self.root(batch, ws.dtype, ws.device)
-        camera = (
-            self.trunk.embed_camera(camera_forward) if isinstance(self.trunk, GSGANTrunk) else None
-        )
+        camera = self.trunk.embed_camera(camera_forward)
         nodes: list[HierarchyNodes] = []
         anchors: list[HierarchyNodes] = []
         parents: list[Tensor] = []
