@@ -1,7 +1,8 @@
 """Regenerates the docs' figures from a demo run: ``python docs/make_figures.py out/demo``.
 
-Copies the demo's figures into ``docs/pages/assets/`` and renders two more: a splatted scene
-(colour, alpha, depth) and the trained background's panorama.
+Copies the demo's figures into ``docs/pages/assets/`` and renders three more: a splatted scene
+(colour, alpha, depth), the trained background's panorama and EG3D's coarse + fine sampling of
+one ray (``python docs/make_figures.py --sampling`` renders only that one, without a demo run).
 """
 
 import shutil
@@ -17,6 +18,12 @@ import torch
 from aware3d import Cameras, rasterize
 from aware3d.data import SyntheticScenes
 from aware3d.demo import DemoConfig, build_models
+from aware3d.functional import (
+    composite_volume,
+    midpoint_volume_samples,
+    sample_coarse_fine,
+    smooth_weights_eg3d,
+)
 from aware3d.training import load_checkpoint
 
 ASSETS = Path(__file__).parent / "pages" / "assets"
@@ -63,8 +70,56 @@ def panorama_figure(demo: Path, path: Path) -> None:
     plt.close(fig)
 
 
+def sampling_figure(path: Path) -> None:
+    """EG3D's coarse + fine samples on one ray through a thin shell, and the resulting weights."""
+
+    def field(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = 2.7 - points[..., 2]  # the ray runs along -z from z = 2.7
+        raw = -4.0 + 60.0 * torch.exp(-(((t - 2.62) / 0.025) ** 2))
+        return raw, torch.ones(*raw.shape, 1)
+
+    origins = torch.tensor([[[0.0, 0.0, 2.7]]])
+    dirs = torch.tensor([[[0.0, 0.0, -1.0]]])
+    near, far = torch.full((1, 1), 2.25), torch.full((1, 1), 3.3)
+    samples = sample_coarse_fine(
+        field, origins, dirs, near, far, generator=torch.Generator().manual_seed(0)
+    )
+    merged = midpoint_volume_samples(*samples.merged)
+    result = composite_volume(*merged, torch.zeros(1, 1, 1))
+    t = torch.linspace(2.25, 3.3, 2000)
+    raw = field(torch.stack([torch.zeros_like(t), torch.zeros_like(t), 2.7 - t], -1))[0]
+    coarse_t = torch.linspace(2.25, 3.3, 48)
+    fig, axes = plt.subplots(2, 1, figsize=(8, 4.2), sharex=True)
+    axes[0].plot(t, torch.nn.functional.softplus(raw - 1), color="0.3", label="density")
+    axes[0].plot(
+        samples.fine.t[0, 0], torch.zeros(48) - 1, "|", color="tab:red", label="48 fine samples"
+    )
+    axes[0].plot(
+        samples.merged.t[0, 0][~torch.isin(samples.merged.t[0, 0], samples.fine.t[0, 0])],
+        torch.zeros(48) - 3, "|", color="tab:blue", label="48 coarse samples",
+    )  # fmt: skip
+    axes[0].set_ylabel("softplus(x - 1)")
+    axes[0].legend(fontsize=8, loc="upper right")
+    mids = 0.5 * (samples.merged.t[0, 0, 1:] + samples.merged.t[0, 0, :-1])
+    coarse_mids = 0.5 * (coarse_t[1:] + coarse_t[:-1])
+    smoothed = smooth_weights_eg3d(samples.coarse_weights[0, 0])
+    axes[1].step(coarse_mids, smoothed, where="mid", color="tab:blue",
+                 label="coarse weights, smoothed + 0.01")  # fmt: skip
+    axes[1].plot(mids, result.weights[0, 0], ".-", color="tab:red", ms=3,
+                 label="final interval weights")  # fmt: skip
+    axes[1].set_xlabel("distance along the ray t (FFHQ bounds 2.25 to 3.3)")
+    axes[1].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
-    """Copies the demo's figures and renders the two extra ones."""
+    """Copies the demo's figures and renders the extra ones."""
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    sampling_figure(ASSETS / "volume-sampling.png")
+    if sys.argv[1:] == ["--sampling"]:
+        return
     demo = Path(sys.argv[1] if len(sys.argv) > 1 else "out/demo")
     ASSETS.mkdir(parents=True, exist_ok=True)
     for name in ("samples.png", "decomposition.png", "levels.png", "loss_curves.png"):

@@ -1,5 +1,6 @@
 """Separation and distortion losses against O(S^2) oracles, properties, gradients, bad input."""
 
+import math
 from typing import NamedTuple
 
 import pytest
@@ -472,3 +473,192 @@ def test_fused_distortion_gradients_equal_autograd_through_the_formula():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
     only_weights = torch.autograd.grad(_dense_distortion(weights, edges.detach()).sum(), weights)[0]
     torch.testing.assert_close(only_weights, torch.autograd.grad(reference.sum(), weights)[0])
+
+
+# ---------------------------------------------------------------------- Mip-NeRF 360's own space
+
+
+def test_mipnerf360_space_is_inverse_with_its_near_and_far():
+    from aware3d.functional.losses import (
+        MIPNERF360_FAR,
+        MIPNERF360_NEAR,
+        distortion_loss,
+        distortion_loss_packed,
+    )
+    from aware3d.nn.losses import DistortionLoss
+
+    assert (MIPNERF360_NEAR, MIPNERF360_FAR) == (0.2, 1e6)
+    weights, edges = random_rays(8, batch=(6,), S=7)
+    inverse = distortion_loss(weights, edges, space="inverse", near=0.2, far=1e6, reduction="none")
+    mip = distortion_loss(weights, edges, space="mipnerf360", reduction="none")
+    torch.testing.assert_close(mip, inverse)
+    s = (1 / edges - 1 / 0.2) / (1 / 1e6 - 1 / 0.2)  # the oracle on mapped edges
+    torch.testing.assert_close(mip, pairwise_distortion(weights, s))
+    # near / far can still be overridden
+    torch.testing.assert_close(
+        distortion_loss(weights, edges, space="mipnerf360", near=0.1, far=math.inf),
+        distortion_loss(weights, edges, space="inverse", near=0.1, far=math.inf),
+    )
+    w, t0, t1, ids = _pack(weights, edges, [7, 3, 0, 5, 7, 1])
+    torch.testing.assert_close(
+        distortion_loss_packed(w, t0, t1, ids, 6, space="mipnerf360"),
+        distortion_loss_packed(w, t0, t1, ids, 6, space="inverse", near=0.2, far=1e6),
+    )
+    module = DistortionLoss("mipnerf360")
+    torch.testing.assert_close(module(weights, edges), mip.mean())
+    assert "mipnerf360" in repr(module)
+
+
+@pytest.mark.usefixtures("without_shape_checker")
+def test_mipnerf360_space_bad_input():
+    from aware3d.functional.losses import distortion_loss
+
+    weights, edges = random_rays(9, batch=(2,), S=3)
+    with pytest.raises(ValueError, match="mipnerf360"):
+        distortion_loss(weights, edges, near=0.2)
+    with pytest.raises(ValueError, match="positive distances"):
+        distortion_loss(weights, edges - 2.0, space="mipnerf360")
+    with pytest.raises(ValueError, match="far"):
+        distortion_loss(weights, edges, space="mipnerf360", near=2.0, far=1.0)
+
+
+# ---------------------------------------------------------------------- BallGAN's density loss
+
+
+def released_density_loss(raw: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """BallGAN's get_fg_reg as the definition, O(S^2), float64, per ray."""
+    sig = torch.sigmoid(raw.double())
+    t = t.double()
+    g = torch.reciprocal
+    near, far = t.amin(-1, keepdim=True), t.amax(-1, keepdim=True)
+    s = (g(t) - g(near)) / (g(far) - g(near))
+    table = sig[..., :, None] * sig[..., None, :] * (s[..., :, None] - s[..., None, :]).abs()
+    pair = torch.triu(table, diagonal=1).sum((-1, -2))
+    dt = t[..., 1:] - t[..., :-1]
+    dt = torch.cat([dt, dt[..., -1:]], -1)
+    return pair + (sig * dt).sum(-1) / 3.0
+
+
+def importance_like(seed: int, batch=(4,), S: int = 8, dtype=torch.float64):
+    """Unsorted distances in [2.25, 3.3] and raw densities of either sign."""
+    g = torch.Generator().manual_seed(seed)
+    t = 2.25 + 1.05 * torch.rand(*batch, S, generator=g, dtype=torch.float64)
+    raw = 4.0 * torch.randn(*batch, S, generator=g, dtype=torch.float64)
+    return raw.to(dtype), t.to(dtype)
+
+
+@pytest.mark.parametrize("S", [2, 3, 17, 48])
+@pytest.mark.parametrize("batch", [(), (3,), (2, 5)])
+def test_ballgan_density_loss_matches_released_definition(S, batch):
+    from aware3d.functional.losses import ballgan_density_loss
+
+    raw, t = importance_like(S, batch=batch, S=S)
+    out = ballgan_density_loss(raw, t, reduction="none")
+    assert out.shape == batch and out.dtype == torch.float64
+    reference = released_density_loss(raw, t)
+    torch.testing.assert_close(out, reference, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ballgan_density_loss(raw, t), reference.mean())
+    torch.testing.assert_close(ballgan_density_loss(raw, t, reduction="sum"), reference.sum())
+
+
+def test_ballgan_density_loss_ties_order_and_sign():
+    from aware3d.functional.losses import ballgan_density_loss
+
+    raw, t = importance_like(1, batch=(6,), S=12)
+    t[:, 3] = t[:, 7]  # tied distances add nothing to the pair term
+    torch.testing.assert_close(
+        ballgan_density_loss(raw, t, reduction="none"), released_density_loss(raw, t)
+    )
+    # the pair term ignores the order; the unary term uses it (given order, no sorting)
+    order = torch.argsort(t, -1)
+    sorted_loss = ballgan_density_loss(raw.gather(-1, order), t.gather(-1, order), reduction="none")
+    sig = torch.sigmoid(raw)
+    dt = torch.cat([t.diff(dim=-1), t.diff(dim=-1)[:, -1:]], -1)
+    sorted_t = t.gather(-1, order)
+    sorted_dt = torch.cat([sorted_t.diff(dim=-1), sorted_t.diff(dim=-1)[:, -1:]], -1)
+    unary = (sig * dt).sum(-1) / 3
+    unary_sorted = (sig.gather(-1, order) * sorted_dt).sum(-1) / 3
+    torch.testing.assert_close(
+        ballgan_density_loss(raw, t, reduction="none") - unary, sorted_loss - unary_sorted
+    )
+    # with unsorted samples dt has either sign, and so can the loss
+    t_down = torch.tensor([[3.3, 3.0, 2.7, 2.4]], dtype=torch.float64)
+    raw_down = torch.tensor([[-8.0, -8.0, -8.0, 8.0]], dtype=torch.float64)
+    assert float(ballgan_density_loss(raw_down, t_down)) < 0
+
+
+def test_ballgan_density_loss_float32_and_half_inputs():
+    from aware3d.functional.losses import ballgan_density_loss
+
+    raw, t = importance_like(2, batch=(64,), S=96)
+    reference = released_density_loss(raw, t)
+    out32 = ballgan_density_loss(raw.float(), t.float(), reduction="none")
+    assert out32.dtype == torch.float32
+    torch.testing.assert_close(out32.double(), reference, rtol=2e-5, atol=1e-4)
+    out16 = ballgan_density_loss(raw.half(), t.half(), reduction="none")
+    assert out16.dtype == torch.float32  # accumulated in float32, not fp16 as released
+    torch.testing.assert_close(
+        out16.double(), released_density_loss(raw.half(), t.half()), rtol=1e-4, atol=1e-3
+    )
+
+
+def test_ballgan_density_loss_gradients():
+    from aware3d.functional.losses import ballgan_density_loss
+
+    raw, t = importance_like(3, batch=(2, 3), S=6)
+    raw.requires_grad_()
+    t.requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda r, d: ballgan_density_loss(r, d, reduction="none"), (raw, t)
+    )
+    assert torch.autograd.gradcheck(lambda r, d: ballgan_density_loss(r, d), (raw, t))
+    ours = torch.autograd.grad(ballgan_density_loss(raw, t, reduction="sum"), (raw, t))
+    oracle = torch.autograd.grad(released_density_loss(raw, t).sum(), (raw, t))
+    for a, b in zip(ours, oracle, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.usefixtures("without_shape_checker")
+def test_ballgan_density_loss_bad_input():
+    from aware3d.functional.losses import ballgan_density_loss
+
+    raw, t = importance_like(4, batch=(3,), S=5)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        ballgan_density_loss(raw[:, :1], t[:, :1])
+    with pytest.raises(ValueError, match=r"`t` must have shape"):
+        ballgan_density_loss(raw, t[:, :4])
+    with pytest.raises(ValueError, match="> 0"):
+        ballgan_density_loss(raw, t - 3.0)
+    with pytest.raises(ValueError, match="constant along a ray"):
+        ballgan_density_loss(raw, torch.full_like(t, 2.0))
+    with pytest.raises(ValueError, match="finite"):
+        ballgan_density_loss(torch.full_like(raw, math.nan), t)
+    with pytest.raises(ValueError, match="reduction"):
+        ballgan_density_loss(raw, t, reduction="max")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match="raw_densities"):
+        ballgan_density_loss(raw[:0], t[:0])
+    assert float(ballgan_density_loss(raw[:0], t[:0], reduction="sum")) == 0.0
+    with pytest.raises(TypeError):
+        ballgan_density_loss(raw.long(), t)
+
+
+def test_ballgan_density_module_and_ramp():
+    from aware3d.functional.losses import ballgan_density_loss, ballgan_regularizer_ramp
+    from aware3d.nn import BallGANDensityLoss
+
+    raw, t = importance_like(5, batch=(2, 3), S=4)
+    torch.testing.assert_close(BallGANDensityLoss()(raw, t), ballgan_density_loss(raw, t))
+    torch.testing.assert_close(
+        BallGANDensityLoss("none")(raw, t), ballgan_density_loss(raw, t, reduction="none")
+    )
+    assert "reduction='sum'" in repr(BallGANDensityLoss("sum"))
+    with pytest.raises((ValueError, TypeError), match="reduction"):
+        BallGANDensityLoss("max")  # pyright: ignore[reportArgumentType]
+
+    assert ballgan_regularizer_ramp(0) == pytest.approx(0.05)
+    assert ballgan_regularizer_ramp(5000) == pytest.approx(math.e / 20)
+    assert ballgan_regularizer_ramp(14_999) == pytest.approx(math.exp(14_999 / 5000) / 20)
+    assert ballgan_regularizer_ramp(15_000) == 1.0
+    assert ballgan_regularizer_ramp(1e9) == 1.0
+    with pytest.raises(ValueError, match="images_seen"):
+        ballgan_regularizer_ramp(-1)

@@ -153,3 +153,103 @@ def test_fourier_features_gradcheck():
 
     x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: fourier_features(v, 3), (x,))
+
+
+# ---------------------------------------------------------------------- BallGAN's angles
+
+
+def _released_style_angles(p: torch.Tensor, radius: float) -> torch.Tensor:
+    """BallGAN's convention, stated case by case: theta from y / R, phi from atan2(x, z)."""
+    x, y, z = p.unbind(-1)
+    theta = torch.arccos(y / radius)
+    base = torch.atan2(x, z)
+    phi = torch.where(x >= 0, base, base + 2 * math.pi)  # x < 0 lands in (pi, 2 pi)
+    phi = torch.where((z == 0) & (x > 0), math.pi / 2, phi)
+    phi = torch.where((z == 0) & (x < 0), 3 * math.pi / 2, phi)
+    return torch.stack([theta, phi], -1)
+
+
+def test_sphere_angles_axes_and_convention():
+    from aware3d.functional.sphere import sphere_angles
+
+    axes = torch.tensor(
+        [[0, 0, 1], [1, 0, 0], [0, 0, -1], [-1, 0, 0], [0, 1, 0], [0, -1, 0]], dtype=torch.float64
+    )
+    expected = torch.tensor(
+        [
+            [math.pi / 2, 0.0],
+            [math.pi / 2, math.pi / 2],
+            [math.pi / 2, math.pi],
+            [math.pi / 2, 3 * math.pi / 2],
+            [0.0, 0.0],
+            [math.pi, 0.0],
+        ],
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(sphere_angles(axes), expected)
+    torch.testing.assert_close(sphere_angles(3.0 * axes), expected)  # only the direction counts
+    g = torch.Generator().manual_seed(0)
+    points = 3.0 * _unit(torch.randn(500, 3, generator=g, dtype=torch.float64))
+    angles = sphere_angles(points)
+    torch.testing.assert_close(angles, _released_style_angles(points, 3.0))
+    assert bool((angles[:, 1] >= 0).all() and (angles[:, 1] < 2 * math.pi).all())
+    # the seam: phi jumps from ~2 pi to ~0 across x = 0 with z > 0, nowhere else
+    either_side = torch.tensor([[-1e-9, 0.2, 1.0], [1e-9, 0.2, 1.0]], dtype=torch.float64)
+    phi = sphere_angles(either_side)[:, 1]
+    assert float(phi[0]) > 2 * math.pi - 1e-6 and float(phi[1]) < 1e-6
+    behind = sphere_angles(either_side * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
+    assert float((behind[0, 1] - behind[1, 1]).abs()) < 1e-6
+
+
+def test_sphere_angles_gradcheck_off_the_poles():
+    from aware3d.functional.sphere import sphere_angles
+
+    g = torch.Generator().manual_seed(1)
+    points = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    points[:, 0] = points[:, 0].abs() + 0.2  # keep away from the seam and the poles
+    assert torch.autograd.gradcheck(sphere_angles, (points.requires_grad_(),))
+
+
+def test_fourier_features_interleaved_layout():
+    from aware3d.functional.encoding import fourier_features
+
+    x = torch.tensor([[0.25, -0.5]], dtype=torch.float64)
+    out = fourier_features(x, 2, interleave=True)
+    expected = torch.cat(
+        [
+            x,
+            torch.sin(math.pi * x),
+            torch.cos(math.pi * x),
+            torch.sin(2 * math.pi * x),
+            torch.cos(2 * math.pi * x),
+        ],
+        dim=-1,
+    )
+    torch.testing.assert_close(out, expected)
+    blocked = fourier_features(x, 2)
+    torch.testing.assert_close(out.sort(-1).values, blocked.sort(-1).values)  # same channels
+    with pytest.raises((ValueError, TypeError), match="interleave"):
+        fourier_features(x, 2, interleave=1)  # pyright: ignore[reportArgumentType]
+
+
+def test_sphere_angle_features_match_the_released_encoding():
+    """(theta, phi) / (2 pi), octave after octave [sin, sin, cos, cos], no raw input."""
+    from aware3d.functional.encoding import sphere_angle_features
+
+    g = torch.Generator().manual_seed(2)
+    points = 3.0 * _unit(torch.randn(4, 7, 3, generator=g, dtype=torch.float64))
+    a = _released_style_angles(points, 3.0) / (2 * math.pi)
+    blocks = []
+    for k in range(10):
+        blocks += [torch.sin(2**k * math.pi * a), torch.cos(2**k * math.pi * a)]
+    expected = torch.cat(blocks, -1)
+    out = sphere_angle_features(points)
+    assert out.shape == (4, 7, 40)
+    torch.testing.assert_close(out, expected)
+    # only cos(phi / 2) (channel 3) jumps across the seam at +z, by 2; sin(phi / 2) is continuous
+    either_side = torch.tensor([[-1e-9, 0.3, 1.0], [1e-9, 0.3, 1.0]], dtype=torch.float64)
+    feats = sphere_angle_features(either_side, 3)
+    jump = (feats[0] - feats[1]).abs()
+    assert float(jump[3]) == pytest.approx(2.0, abs=1e-6)
+    assert float(torch.cat([jump[:3], jump[4:]]).max()) < 1e-6
+    assert sphere_angle_features(points, 0).shape == (4, 7, 0)

@@ -1,4 +1,7 @@
-"""BallGAN's regularisers: the separation loss and the Mip-NeRF 360 distortion loss.
+"""BallGAN's regularisers: separation, Mip-NeRF 360 distortion, BallGAN's released density loss.
+
+BallGAN's released foreground density loss (:func:`ballgan_density_loss`) is not the Mip-NeRF 360
+distortion loss; see its docstring and the losses page.
 
 Distortion loss (Mip-NeRF 360, Barron et al. 2022) for weights ``w_i`` on sorted bins with
 midpoints ``m_i`` and widths ``delta_i`` (in a chosen distance space ``s``):
@@ -47,6 +50,8 @@ from aware3d.functional._scan import segmented_cumsum
 __all__ = [
     "Reduction",
     "Space",
+    "ballgan_density_loss",
+    "ballgan_regularizer_ramp",
     "distortion_loss",
     "distortion_loss_packed",
     "separation_loss",
@@ -54,10 +59,15 @@ __all__ = [
 ]
 
 Reduction = Literal["mean", "sum", "none"]
-Space = Literal["metric", "linear", "inverse"]
+Space = Literal["metric", "linear", "inverse", "mipnerf360"]
 
 REDUCTIONS = ("mean", "sum", "none")
-SPACES = ("metric", "linear", "inverse")
+SPACES = ("metric", "linear", "inverse", "mipnerf360")
+
+#: Mip-NeRF 360's near and far distances (multinerf ``configs/360.gin``: ``Config.near = 0.2``,
+#: ``Config.far = 1e6``, ``Model.raydist_fn = @jnp.reciprocal``).
+MIPNERF360_NEAR = 0.2
+MIPNERF360_FAR = 1e6
 
 
 def check_reduction(reduction: object) -> None:
@@ -154,12 +164,21 @@ def _to_space(
 def check_space(
     space: object, near: float | Tensor | None, far: float | Tensor | None
 ) -> tuple[Tensor | None, Tensor | None]:
-    """Checks ``space`` and its ``near``/``far``; returns them as tensors (or ``None``)."""
+    """Checks ``space`` and its ``near``/``far``; returns them as tensors (or ``None``).
+
+    For ``space="mipnerf360"``, a ``near``/``far`` left as ``None`` becomes Mip-NeRF 360's
+    (0.2 and 1e6); the space is then ``"inverse"`` (see :func:`_inverse_if_mipnerf360`).
+    """
     check_choice("space", space, SPACES)
     if space == "metric":
         if near is not None or far is not None:
-            raise ValueError('`near` and `far` are only used with space="linear" or "inverse"')
+            raise ValueError(
+                '`near` and `far` are only used with space="linear", "inverse" or "mipnerf360"'
+            )
         return None, None
+    if space == "mipnerf360":
+        near = MIPNERF360_NEAR if near is None else near
+        far = MIPNERF360_FAR if far is None else far
     checked_values: list[Tensor | None] = []
     for name, value in (("near", near), ("far", far)):
         if value is None or isinstance(value, Tensor):
@@ -167,12 +186,17 @@ def check_space(
                 raise TypeError(f"`{name}` must be a number or a floating-point tensor")
             checked_values.append(value)
             continue
-        if name == "far" and space == "inverse" and value == math.inf:
+        if name == "far" and space in ("inverse", "mipnerf360") and value == math.inf:
             number = math.inf  # Mip-NeRF 360's unbounded far distance
         else:
             number = check_number(name, value)
         checked_values.append(torch.as_tensor(number, dtype=torch.float64))
     return checked_values[0], checked_values[1]
+
+
+def _inverse_if_mipnerf360(space: Space) -> Space:
+    """``"mipnerf360"`` is ``"inverse"`` with Mip-NeRF 360's near/far filled in by check_space."""
+    return "inverse" if space == "mipnerf360" else space
 
 
 def _check_near_far_shape(near: Tensor | None, far: Tensor | None, rays: tuple[int, ...]) -> None:
@@ -201,7 +225,10 @@ def _distortion_checks(
         checks.append(
             (
                 (t_edges.amin() > 0) & (lo > 0).all(),
-                lambda: 'space="inverse" needs positive distances: `near` and every edge > 0',
+                lambda: (
+                    'space="inverse" (or "mipnerf360") needs positive distances: `near` and '
+                    "every edge > 0"
+                ),
             )
         )
     return checks
@@ -323,21 +350,24 @@ def distortion_loss(
     * ``"metric"``: ``s = t`` (``near``/``far`` not used);
     * ``"linear"``: ``s = (t - near) / (far - near)``;
     * ``"inverse"``: Mip-NeRF 360's normalisation ``s = (g(t) - g(near)) / (g(far) - g(near))``
-      with ``g(x) = 1 / x`` (needs ``t > 0``; ``far`` may be ``inf``).
+      with ``g(x) = 1 / x`` (needs ``t > 0``; ``far`` may be ``inf``);
+    * ``"mipnerf360"``: ``"inverse"`` with Mip-NeRF 360's own ``near = 0.2`` and ``far = 1e6``
+      (multinerf's ``configs/360.gin``) unless given: the loss exactly as Mip-NeRF 360 trains
+      with it, ``s`` in ``[0, 1]`` over the whole scene rather than per ray.
 
-    ``near``/``far`` default to each ray's first and last edge; pass floats, or tensors of shape
-    ``[...]`` (one per ray). Each ray's first edge, then its weighted mean midpoint, is
-    subtracted before the prefix sum (one inclusive prefix sum per ray, see the module
-    docstring); sums run in float32 or better (fp16/bf16 inputs are upcast and the result stays
-    float32).
+    ``near``/``far`` default to each ray's first and last edge (``"linear"``, ``"inverse"``);
+    pass floats, or tensors of shape ``[...]`` (one per ray). Each ray's first edge, then its
+    weighted mean midpoint, is subtracted before the prefix sum (one inclusive prefix sum per
+    ray, see the module docstring); sums run in float32 or better (fp16/bf16 inputs are upcast
+    and the result stays float32).
     Differentiable w.r.t. ``weights`` and ``t_edges``.
 
     Args:
         weights: rendering weights ``w_i >= 0`` ``[..., S]`` (e.g. from :func:`volume_weights`).
         t_edges: sorted bin edges ``[..., S + 1]``.
-        space: distance space, ``"metric"``, ``"linear"`` or ``"inverse"``.
-        near: near distance for ``"linear"``/``"inverse"``.
-        far: far distance for ``"linear"``/``"inverse"``.
+        space: distance space, ``"metric"``, ``"linear"``, ``"inverse"`` or ``"mipnerf360"``.
+        near: near distance for the normalised spaces.
+        far: far distance for the normalised spaces.
         reduction: ``"mean"`` over rays, ``"sum"``, or ``"none"`` (``[...]``).
 
     Returns:
@@ -353,6 +383,7 @@ def distortion_loss(
     """
     check_reduction(reduction)
     near_t, far_t = check_space(space, near, far)
+    space = _inverse_if_mipnerf360(space)
     _check_near_far_shape(near_t, far_t, tuple(weights.shape[:-1]))
     if value_checks_enabled():
         check_values(_distortion_checks(weights, t_edges, space, near_t, far_t))
@@ -388,7 +419,7 @@ def distortion_loss_packed(
     offsets (each ray's first start) are subtracted first. A ray with no samples has loss 0.
 
     ``near``/``far`` for ``"linear"``/``"inverse"`` default to each ray's first start and last
-    end; tensors are ``[num_rays]``.
+    end (Mip-NeRF 360's 0.2 and 1e6 for ``"mipnerf360"``); tensors are ``[num_rays]``.
 
     Args:
         weights: ``[N]`` rendering weights ``>= 0``.
@@ -407,6 +438,7 @@ def distortion_loss_packed(
     check_nonnegative_int("num_rays", num_rays)
     check_reduction(reduction)
     near_t, far_t = check_space(space, near, far)
+    space = _inverse_if_mipnerf360(space)
     _check_near_far_shape(near_t, far_t, (num_rays,))
     n = weights.shape[0]
     device = weights.device
@@ -434,7 +466,7 @@ def distortion_loss_packed(
                 ),
                 (
                     (t_starts.amin() > 0) | (space != "inverse"),
-                    lambda: '`t_starts` must be > 0 for space="inverse"',
+                    lambda: '`t_starts` must be > 0 for space="inverse" (or "mipnerf360")',
                 ),
             ]
         )
@@ -531,3 +563,131 @@ def splat_distortion_loss(
     a, m1, m2 = alpha.to(dtype), moment1.to(dtype), moment2.to(dtype)
     loss = 2.0 * torch.clamp_min(a * m2 - m1.square(), 0.0)
     return _reduce(loss, reduction, "pixels", "alpha")
+
+
+# ---------------------------------------------------------------------- BallGAN's density loss
+
+#: BallGAN's ramp of its regularisers (``exp_wegiht_scheduler`` in training/loss.py):
+#: ``exp(images_seen / 5000) / 20`` while ``images_seen < 15000``, then 1.
+BALLGAN_RAMP_IMAGES = 5000.0
+BALLGAN_RAMP_DIVISOR = 20.0
+BALLGAN_RAMP_END = 15000.0
+
+
+def ballgan_regularizer_ramp(images_seen: float) -> float:
+    """BallGAN's weight ramp for its regularisers, a factor on their weights.
+
+    ``r(n) = exp(n / 5000) / 20`` for ``n < 15000`` images seen, and 1 afterwards (BallGAN's
+    ``exp_wegiht_scheduler`` and the ``cur_nimg < 15000`` tests in its training/loss.py). It rises
+    from 0.05 at the start to ``exp(3) / 20 = 1.004`` just before 15,000 images (about 470
+    steps at batch 32), then drops to 1. BallGAN applies it to the density loss when
+    ``fg_density_reg_scheduler`` is set and to the separation loss when
+    ``bg_density_reg_scheduler`` is set (both off by default); the separation loss can also wait
+    for ``bg_transmittance_reg_start`` images (0 by default).
+
+    Args:
+        images_seen: training images shown so far (StyleGAN's ``cur_nimg``), ``>= 0``.
+
+    Returns:
+        The factor ``r(n)``.
+    """
+    n = check_number("images_seen", images_seen)
+    if n < 0:
+        raise ValueError(f"`images_seen` must be >= 0, got {images_seen!r}")
+    if n < BALLGAN_RAMP_END:
+        return math.exp(n / BALLGAN_RAMP_IMAGES) / BALLGAN_RAMP_DIVISOR
+    return 1.0
+
+
+def _ballgan_pair_term(sig: Tensor, s: Tensor) -> Tensor:
+    """``sum_{i<j} sig_i sig_j |s_i - s_j|`` per ray in O(S log S).
+
+    After sorting ``s`` (ties do not matter: they add 0), the half pair sum is
+    ``sum_k w_k c_k (2 C_k - w_k - W)`` with the weights ``w`` in sorted order, their inclusive
+    prefix sums ``C`` and total ``W``, and ``c`` the sorted ``s`` less its weighted mean (a
+    detached constant: the sum is shift invariant, and centring keeps the signed terms small).
+    """
+    s_sorted, order = torch.sort(s, dim=-1)
+    w = torch.gather(sig, -1, order)
+    inclusive = torch.cumsum(w, dim=-1)
+    total = inclusive[..., -1:]
+    with torch.no_grad():  # sigmoid underflows to 0 for raw densities below about -100
+        safe_total = torch.where(total > 0, total, torch.ones_like(total))
+        offset = (w * s_sorted).sum(-1, keepdim=True) / safe_total
+    return (w * (s_sorted - offset) * (2.0 * inclusive - w - total)).sum(-1)
+
+
+@checked(same_dtype=False)
+def ballgan_density_loss(
+    raw_densities: Float[Tensor, "*batch S"],
+    t: Float[Tensor, "*batch S"],
+    *,
+    reduction: Reduction = "mean",
+) -> Float[Tensor, "*reduced"]:
+    """BallGAN's released foreground density regulariser (``get_fg_reg`` in training/loss.py).
+
+    Per ray, with ``sig_i = sigmoid(raw_densities_i)`` at the samples ``t_i`` *in the order
+    given*, the samples mapped to ``s_i = (g(t_i) - g(t_min)) / (g(t_max) - g(t_min))``,
+    ``g(x) = 1 / x``, by the ray's own smallest and largest ``t``, and ``dt_i = t_{i+1} - t_i``
+    (metric, in the given order, with ``dt_S = dt_{S-1}``):
+
+    ``L = sum_{i<j} sig_i sig_j |s_i - s_j| + (1/3) sum_i sig_i dt_i``.
+
+    BallGAN feeds it the raw (pre-activation) densities of the importance ("fine") samples and
+    their depths, which its sampler does not sort, so ``dt_i`` can be negative and so can the
+    loss. It is *not* Mip-NeRF 360's distortion loss (:func:`distortion_loss`): no rendering
+    weights, no bins, half the pair sum, ``sig dt`` instead of ``w^2 delta``, and its values are
+    about three orders of magnitude larger on the same ray (see the losses page), so weights do
+    not carry over between the two.
+
+    The released code evaluates the pair term in float16 as an ``S x S`` table; here it is
+    O(S log S) per ray (sort, then prefix sums) in float32 or better (fp16/bf16 inputs are upcast;
+    the result is float32). Differentiable w.r.t. both inputs (BallGAN's depths carry no gradient;
+    detach ``t`` for the same behaviour).
+
+    Args:
+        raw_densities: raw densities ``[..., S]`` before any activation, ``S >= 2``.
+        t: sample distances ``[..., S]``, positive, not all equal on a ray (any order).
+        reduction: ``"mean"`` over rays (BallGAN's mean over rays, then over the batch),
+            ``"sum"``, or ``"none"`` (``[...]``).
+
+    Returns:
+        A scalar, or ``[...]`` per-ray losses for ``reduction="none"``.
+
+    Raises:
+        ValueError: for mismatched shapes or devices, fewer than 2 samples per ray, an unknown
+            reduction, ``"mean"`` over zero rays, and (value checks, one host synchronisation)
+            non-finite values, non-positive distances, or a ray whose distances are all equal.
+        TypeError: for arguments that are not floating-point tensors.
+    """
+    check_reduction(reduction)
+    if t.shape[-1] < 2:
+        raise ValueError(
+            f"`t` must hold at least 2 samples per ray (its last dimension), got shape "
+            f"{format_shape(t.shape)}"
+        )
+    if value_checks_enabled():
+        check_values(
+            [
+                *finite_checks(raw_densities=raw_densities, t=t),
+                (
+                    (t > 0).all(),
+                    lambda: f"`t` must be > 0 (sample distances), got minimum {float(t.min()):.6g}",
+                ),
+                (
+                    (t.amax(-1) > t.amin(-1)).all(),
+                    lambda: "`t` must not be constant along a ray (s = 0/0 otherwise)",
+                ),
+            ]
+        )
+    dtype = _accumulation_dtype(torch.promote_types(raw_densities.dtype, t.dtype))
+    sig = torch.sigmoid(raw_densities.to(dtype))
+    t = t.to(dtype)
+    g_near = torch.reciprocal(t.amin(-1, keepdim=True))
+    g_far = torch.reciprocal(t.amax(-1, keepdim=True))
+    s = (torch.reciprocal(t) - g_near) / (g_far - g_near)
+    pair = _ballgan_pair_term(sig, s)
+    dt = t[..., 1:] - t[..., :-1]
+    dt = torch.cat([dt, dt[..., -1:]], dim=-1)
+    loss = pair + (sig * dt).sum(-1) / 3.0
+    return _reduce(loss, reduction, "rays", "raw_densities")

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+from typing import Literal
 
 import torch
 from jaxtyping import Float
@@ -9,6 +10,7 @@ from torch import Tensor, nn
 
 from aware3d._checked import checked
 from aware3d._validation import (
+    check_choice,
     check_float_dtype,
     check_module_device,
     check_module_dtype,
@@ -21,24 +23,53 @@ from aware3d._validation import (
     value_checks_enabled,
 )
 from aware3d.cameras import Cameras
-from aware3d.functional.encoding import fourier_feature_dim, fourier_features
+from aware3d.functional.encoding import (
+    fourier_feature_dim,
+    fourier_features,
+    sphere_angle_features,
+)
 from aware3d.functional.sphere import ray_sphere_exit
 from aware3d.nn.layers import ModulatedLinear
 
-__all__ = ["SphericalBackground"]
+__all__ = ["BackgroundEncoding", "OutputActivation", "SphericalBackground", "ballgan_background"]
+
+BackgroundEncoding = Literal["direction", "angles"]
+OutputActivation = Literal["linear", "sigmoid"]
+
+ENCODINGS = ("direction", "angles")
+OUTPUT_ACTIVATIONS = ("linear", "sigmoid")
+
+#: EG3D's and BallGAN's widened sigmoid: ``sigmoid(x) * (1 + 2 eps) - eps``.
+SIGMOID_EPS = 0.001
 
 
 class SphericalBackground(nn.Module):
     """Background features on a sphere of radius ``R`` centred at the origin (BallGAN).
 
     A ray ``o + t d`` from a camera inside the sphere leaves it at ``p = o + t_bg d``
-    (:func:`~aware3d.functional.ray_sphere_exit`). The unit direction ``u = p / R`` is encoded with
-    Fourier features ``[u, sin(2^k pi u), cos(2^k pi u)]`` (smooth on the whole sphere: no seam at
-    the azimuth wrap and no pole singularity, unlike an encoding of ``(theta, phi)``), then an MLP
-    of StyleGAN2 modulated linear layers with demodulation and leaky ReLU, modulated by the
-    background's own style code ``w``, and a final modulated layer without demodulation or
-    activation gives ``F`` features. The background has no density: compositing gives it
-    occupancy 1 (:class:`~aware3d.nn.CompositeRenderer`).
+    (:func:`~aware3d.functional.ray_sphere_exit`). The point is encoded (``encoding``), then an
+    MLP of StyleGAN2 modulated linear layers with demodulation and leaky ReLU, modulated by the
+    background's own style code, and a final modulated layer without demodulation or activation
+    gives ``F`` features (optionally through a sigmoid). The background has no density:
+    compositing gives it occupancy 1 (:class:`~aware3d.nn.CompositeRenderer`).
+
+    Encodings (``num_freqs`` octaves ``K``):
+
+    * ``"direction"`` (default): Fourier features of the unit direction ``u = p / R``,
+      ``[u, sin(2^k pi u), cos(2^k pi u)]`` (:func:`~aware3d.functional.fourier_features`,
+      ``3 (2 K + 1)`` channels), smooth on the whole sphere: no seam and no pole singularity.
+    * ``"angles"``: BallGAN's released encoding of the angles ``(theta, phi) / (2 pi)``
+      (:func:`~aware3d.functional.sphere_angle_features`, ``4 K`` channels, no raw input), with
+      ``phi = atan2(x, z)`` in ``[0, 2 pi)``: discontinuous across the half-plane ``x = 0, z > 0``
+      (the ``+z`` direction) and at the poles ``+-y``.
+
+    Output activations: ``"linear"`` (default) returns the last layer's values; ``"sigmoid"``
+    returns ``sigmoid(x) (1 + 2 * 0.001) - 0.001`` (BallGAN's and EG3D's, range
+    ``(-0.001, 1.001)``).
+
+    Style codes: ``w [B, D]`` drives every layer; per-layer codes ``ws [B, num_ws, D]`` with
+    ``num_ws = num_layers + 1`` give ``ws[:, i]`` to hidden layer ``i`` and ``ws[:, -1]`` to the
+    output layer (as BallGAN's background network consumes its own mapping network's output).
 
     Args:
         style_dim: width ``D`` of the style code ``w``.
@@ -46,7 +77,9 @@ class SphericalBackground(nn.Module):
         radius: sphere radius ``R``; every camera must be strictly inside.
         hidden: width of the hidden layers.
         num_layers: number of hidden modulated layers (the output layer comes on top).
-        num_freqs: octaves ``K`` of the Fourier features (input width ``3 (2 K + 1)``).
+        num_freqs: octaves ``K`` of the encoding (at least 1 for ``"angles"``).
+        encoding: ``"direction"`` or ``"angles"``.
+        output_activation: ``"linear"`` or ``"sigmoid"``.
     """
 
     def __init__(
@@ -57,20 +90,35 @@ class SphericalBackground(nn.Module):
         hidden: int = 64,
         num_layers: int = 4,
         num_freqs: int = 10,
+        *,
+        encoding: BackgroundEncoding = "direction",
+        output_activation: OutputActivation = "linear",
     ) -> None:
         super().__init__()
         check_positive_int("style_dim", style_dim)
         check_positive_int("feature_dim", feature_dim)
         check_positive_int("hidden", hidden)
         check_positive_int("num_layers", num_layers)
-        check_nonnegative_int("num_freqs", num_freqs)
+        check_choice("encoding", encoding, ENCODINGS)
+        check_choice("output_activation", output_activation, OUTPUT_ACTIVATIONS)
+        if encoding == "angles":
+            check_positive_int("num_freqs", num_freqs)
+        else:
+            check_nonnegative_int("num_freqs", num_freqs)
         self.style_dim = style_dim
         self.feature_dim = feature_dim
         self.radius = check_positive_number("radius", radius)
         self.hidden = hidden
         self.num_layers = num_layers
         self.num_freqs = num_freqs
-        in_dim = fourier_feature_dim(3, num_freqs)
+        self.encoding: BackgroundEncoding = encoding
+        self.output_activation: OutputActivation = output_activation
+        #: Style vectors that per-layer ``ws`` must hold: one per hidden layer, one for the output.
+        self.num_ws = num_layers + 1
+        if encoding == "angles":
+            in_dim = fourier_feature_dim(2, num_freqs, include_input=False)
+        else:
+            in_dim = fourier_feature_dim(3, num_freqs)
         widths = [in_dim] + [hidden] * num_layers
         self.layers = nn.ModuleList(
             ModulatedLinear(a, b, style_dim) for a, b in itertools.pairwise(widths)
@@ -81,32 +129,50 @@ class SphericalBackground(nn.Module):
 
     def _check_w(self, w: Tensor) -> None:
         if not isinstance(w, Tensor) or not w.is_floating_point():
-            raise TypeError(f"`w` must be a floating-point tensor [B, {self.style_dim}]")
-        check_shape("w", w, ("B", self.style_dim))
+            raise TypeError(
+                f"`w` must be a floating-point tensor [B, {self.style_dim}] or "
+                f"[B, {self.num_ws}, {self.style_dim}]"
+            )
+        if w.ndim == 3:
+            check_shape("w", w, ("B", self.num_ws, self.style_dim))
+        elif w.ndim != 2 or w.shape[-1] != self.style_dim:
+            raise ValueError(
+                f"`w` must have shape [B, {self.style_dim}] (one style code) or "
+                f"[B, {self.num_ws}, {self.style_dim}] (one per layer, num_ws = num_layers + 1), "
+                f"got {list(w.shape)}"
+            )
         check_module_dtype("w", w, self)
         check_module_device("w", w, self)
         if value_checks_enabled():
             check_values(finite_checks(w=w))
 
     def _features_at(self, units: Tensor, w: Tensor) -> Tensor:
-        x = fourier_features(units, self.num_freqs)
-        for layer in self.layers:
-            x = layer(x, w)
-        return self.output(x, w)
+        """Features of unit directions ``[B, ..., 3]`` under ``w [B, D]`` or ``[B, num_ws, D]``."""
+        if self.encoding == "angles":
+            x = sphere_angle_features(units, self.num_freqs)
+        else:
+            x = fourier_features(units, self.num_freqs)
+        ws = w.unbind(1) if w.ndim == 3 else (w,) * self.num_ws
+        for layer, style in zip(self.layers, ws[:-1], strict=True):
+            x = layer(x, style)
+        x = self.output(x, ws[-1])
+        if self.output_activation == "sigmoid":
+            x = torch.sigmoid(x) * (1 + 2 * SIGMOID_EPS) - SIGMOID_EPS
+        return x
 
     @checked
     def features_and_distance(
         self,
         origins: Float[Tensor, "B *rays 3"],
         dirs: Float[Tensor, "B *rays 3"],
-        w: Float[Tensor, "B D"],
+        w: Float[Tensor, "B *ws D"],
     ) -> tuple[Float[Tensor, "B *rays F"], Float[Tensor, "B *rays"]]:  # noqa: F821
         """Background features and the distance ``t_bg`` to the sphere along each ray.
 
         Args:
             origins: ray origins ``[B, ..., 3]`` strictly inside the sphere.
             dirs: ray directions ``[B, ..., 3]``.
-            w: style codes ``[B, D]``, one per scene.
+            w: style codes ``[B, D]``, one per scene, or ``[B, num_ws, D]``, one per layer.
 
         Returns:
             ``(features [B, ..., F], t_bg [B, ...])``.
@@ -118,7 +184,8 @@ class SphericalBackground(nn.Module):
         self._check_w(w)
         t_bg = ray_sphere_exit(origins, dirs, self.radius)
         points = origins + t_bg[..., None] * dirs
-        # |p| = R up to round-off; normalising makes the input exactly a unit direction
+        # |p| = R up to round-off; normalising makes the input exactly a unit direction (the
+        # angles encoding divides y by |p| where BallGAN divides it by R: equal on the sphere)
         units = points / torch.linalg.vector_norm(points, dim=-1, keepdim=True)
         return self._features_at(units, w), t_bg
 
@@ -127,14 +194,14 @@ class SphericalBackground(nn.Module):
         self,
         origins: Float[Tensor, "B *rays 3"],
         dirs: Float[Tensor, "B *rays 3"],
-        w: Float[Tensor, "B D"],
+        w: Float[Tensor, "B *ws D"],
     ) -> Float[Tensor, "B *rays F"]:
         """Background features where each ray leaves the sphere.
 
         Args:
             origins: ray origins ``[B, ..., 3]`` strictly inside the sphere.
             dirs: ray directions ``[B, ..., 3]``.
-            w: style codes ``[B, D]``, one per scene.
+            w: style codes ``[B, D]``, one per scene, or ``[B, num_ws, D]``, one per layer.
 
         Returns:
             ``[B, ..., F]`` features.
@@ -154,7 +221,7 @@ class SphericalBackground(nn.Module):
             )
 
     def render_with_depth(
-        self, cameras: Cameras, width: int, height: int, w: Float[Tensor, "B D"]
+        self, cameras: Cameras, width: int, height: int, w: Float[Tensor, "B *ws D"]
     ) -> tuple[Float[Tensor, "B C H W F"], Float[Tensor, "B C H W 1"]]:
         """Background image and its camera-space depth ``z`` (the library's depth convention).
 
@@ -162,7 +229,7 @@ class SphericalBackground(nn.Module):
             cameras: ``Cameras`` of shape ``[B, C]``.
             width: image width ``W``.
             height: image height ``H``.
-            w: style codes ``[B, D]``.
+            w: style codes ``[B, D]`` or ``[B, num_ws, D]``.
 
         Returns:
             ``(features [B, C, H, W, F], depth [B, C, H, W, 1])``, where the depth is the
@@ -176,7 +243,7 @@ class SphericalBackground(nn.Module):
         return features, depth
 
     def render(
-        self, cameras: Cameras, width: int, height: int, w: Float[Tensor, "B D"]
+        self, cameras: Cameras, width: int, height: int, w: Float[Tensor, "B *ws D"]
     ) -> Float[Tensor, "B C H W F"]:
         """Renders the background alone through every pixel centre of every camera.
 
@@ -184,7 +251,7 @@ class SphericalBackground(nn.Module):
             cameras: ``Cameras`` of shape ``[B, C]``, strictly inside the sphere.
             width: image width ``W``.
             height: image height ``H``.
-            w: style codes ``[B, D]``.
+            w: style codes ``[B, D]`` or ``[B, num_ws, D]``.
 
         Returns:
             ``[B, C, H, W, F]`` features, channels last.
@@ -232,12 +299,12 @@ class SphericalBackground(nn.Module):
         return dirs.to(dtype)
 
     def panorama(
-        self, w: Float[Tensor, "B D"], height: int, width: int
+        self, w: Float[Tensor, "B *ws D"], height: int, width: int
     ) -> Float[Tensor, "B H W F"]:
         """The whole background as an equirectangular image seen from the sphere's centre.
 
         Args:
-            w: style codes ``[B, D]``.
+            w: style codes ``[B, D]`` or ``[B, num_ws, D]``.
             height: panorama height ``H`` (latitude from +90 to -90 degrees).
             width: panorama width ``W`` (longitude from -180 to +180 degrees).
 
@@ -255,5 +322,45 @@ class SphericalBackground(nn.Module):
         """The constructor's arguments."""
         return (
             f"style_dim={self.style_dim}, feature_dim={self.feature_dim}, radius={self.radius}, "
-            f"hidden={self.hidden}, num_layers={self.num_layers}, num_freqs={self.num_freqs}"
+            f"hidden={self.hidden}, num_layers={self.num_layers}, num_freqs={self.num_freqs}, "
+            f"encoding={self.encoding!r}, output_activation={self.output_activation!r}"
         )
+
+
+def ballgan_background(style_dim: int = 512, *, radius: float = 3.0) -> SphericalBackground:
+    """BallGAN's released background network (``bg_ver="ver1"``), as a :class:`SphericalBackground`.
+
+    Sizes from BallGAN's ``train.py`` (``n_blocks = 4``, ``hidden_size = 64``, ``R = 3``,
+    ``downscale_p_by = 2 pi``, ``w_dim = 512``) and ``training/Ball.py`` (``rgb_out_dim = 32``,
+    ``n_freq_posenc = 10``, ``use_pos = False``, the output ``sigmoid(x) (1 + 2 * 0.001) - 0.001``):
+    the angles encoding (40 channels), 4 modulated layers of width 64 (BallGAN's ``fc_in`` and
+    3 blocks), an output layer without demodulation (its ``ToRGBLayer``) giving 32 features, and
+    the widened sigmoid. The 32 features are composited with the foreground's 32 tri-plane
+    features before EG3D's super-resolution network.
+
+    BallGAN drives it with its own mapping network (:func:`~aware3d.nn.ballgan_background_mapping`,
+    ``z_bg`` 512 -> ``w_bg`` 512, 8 layers, no camera label), whose ``num_ws = n_blocks + 1 = 5``
+    style vectors go one per layer: pass them as ``ws [B, 5, 512]`` (``num_ws`` of the returned
+    module), or a single ``w [B, 512]`` (the same thing without truncation cut-offs or style
+    mixing, since the mapping network broadcasts one ``w``).
+
+    Known differences from the released network: the output layer is initialised like every
+    other modulated layer here (standard normal weights, zero bias), where BallGAN's
+    ``ToRGBLayer`` re-initialises its weight Kaiming-uniform and its bias uniform in
+    ``+-1 / sqrt(64)``, so its first outputs are smaller; and the angles divide ``y`` by ``|p|``
+    where BallGAN divides by ``R`` (equal on the sphere).
+
+    Args:
+        style_dim: width of the background's style code (``w_bg_dim``, 512).
+        radius: sphere radius (``R``, 3.0).
+    """
+    return SphericalBackground(
+        style_dim,
+        feature_dim=32,
+        radius=radius,
+        hidden=64,
+        num_layers=4,
+        num_freqs=10,
+        encoding="angles",
+        output_activation="sigmoid",
+    )

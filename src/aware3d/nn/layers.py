@@ -1,4 +1,9 @@
-"""StyleGAN2-style linear layers: equalized learning rate and style modulation with demodulation."""
+"""StyleGAN2-style layers: equalized learning rate, style modulation with demodulation.
+
+The linear layers live here; StyleGAN2's 2D convolution layers (FIR resampling, modulated
+convolutions, synthesis blocks; NCHW images) are implemented in :mod:`aware3d.nn._conv_layers`
+and re-exported from this module.
+"""
 
 import math
 
@@ -17,6 +22,23 @@ from aware3d._validation import (
     check_positive_number,
     check_shape,
 )
+
+__all__ = [
+    "LEAKY_GAIN",
+    "LEAKY_SLOPE",
+    "NOISE_MODES",
+    "STYLEGAN2_FIR",
+    "EqualizedLinear",
+    "ModulatedConv2d",
+    "ModulatedLinear",
+    "SynthesisBlock",
+    "SynthesisLayer",
+    "ToRGBLayer",
+    "fir_taps",
+    "modulated_conv2d",
+    "upfirdn2d",
+    "upsample2d",
+]
 
 #: Negative slope and gain of StyleGAN2's leaky ReLU.
 LEAKY_SLOPE = 0.2
@@ -175,3 +197,18 @@ class ModulatedLinear(nn.Module):
             f"style_dim={self.style_dim}, demodulate={self.demodulate}, "
             f"leaky_relu={self.leaky_relu}"
         )
+
+
+# The convolution layers use EqualizedLinear above: imported last, after it is defined.
+from aware3d.nn._conv_layers import (  # noqa: E402
+    NOISE_MODES,
+    STYLEGAN2_FIR,
+    ModulatedConv2d,
+    SynthesisBlock,
+    SynthesisLayer,
+    ToRGBLayer,
+    fir_taps,
+    modulated_conv2d,
+    upfirdn2d,
+    upsample2d,
+)

@@ -9,6 +9,7 @@ from aware3d.functional.hierarchy import GaussianHierarchy
 from aware3d.functional.losses import (
     Reduction,
     Space,
+    ballgan_density_loss,
     check_reduction,
     check_space,
     distortion_loss,
@@ -18,7 +19,13 @@ from aware3d.functional.losses import (
 )
 from aware3d.functional.regularizers import centre_distance_loss, knn_distance_loss
 
-__all__ = ["CentreDistanceLoss", "DistortionLoss", "KNNDistanceLoss", "SeparationLoss"]
+__all__ = [
+    "BallGANDensityLoss",
+    "CentreDistanceLoss",
+    "DistortionLoss",
+    "KNNDistanceLoss",
+    "SeparationLoss",
+]
 
 
 class SeparationLoss(nn.Module):
@@ -58,10 +65,13 @@ class DistortionLoss(nn.Module):
       so it needs ``space="metric"`` (a module built with another space refuses splat input
       rather than ignore the space).
 
+    ``space="mipnerf360"`` is Mip-NeRF 360's own loss: inverse-distance normalisation with its
+    ``near = 0.2``, ``far = 1e6`` unless given.
+
     Args:
-        space: ``"metric"``, ``"linear"`` or ``"inverse"`` (volumetric forms).
-        near: near distance for ``"linear"``/``"inverse"`` (float).
-        far: far distance for ``"linear"``/``"inverse"`` (float).
+        space: ``"metric"``, ``"linear"``, ``"inverse"`` or ``"mipnerf360"`` (volumetric forms).
+        near: near distance for the normalised spaces (float).
+        far: far distance for the normalised spaces (float).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
     """
 
@@ -165,6 +175,31 @@ class DistortionLoss(nn.Module):
         return (
             f"space={self.space!r}, near={self.near}, far={self.far}, reduction={self.reduction!r}"
         )
+
+
+class BallGANDensityLoss(nn.Module):
+    """BallGAN's released foreground density loss; see :func:`ballgan_density_loss`.
+
+    ``loss(raw_densities [..., S], t [..., S])``: the raw densities of the importance samples and
+    their distances, in the order the sampler produced them. Not the Mip-NeRF 360 distortion
+    loss (:class:`DistortionLoss`); its values are about 1000x larger on the same ray.
+
+    Args:
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def forward(self, raw_densities: Tensor, t: Tensor) -> Tensor:
+        """Loss of raw densities ``[..., S]`` at distances ``t [..., S]``."""
+        return ballgan_density_loss(raw_densities, t, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        """The constructor's arguments."""
+        return f"reduction={self.reduction!r}"
 
 
 def _level0_anchors(points: Any) -> Tensor:

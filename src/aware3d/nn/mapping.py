@@ -20,7 +20,7 @@ from aware3d._validation import (
 )
 from aware3d.nn.layers import EqualizedLinear
 
-__all__ = ["MappingNetwork", "gsgan_mapping"]
+__all__ = ["MappingNetwork", "ballgan_background_mapping", "gsgan_mapping"]
 
 
 def _normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
@@ -177,3 +177,24 @@ def gsgan_mapping(num_ws: int, c_dim: int = 25, *, w_dim: int = 512) -> MappingN
         w_dim: latent and style width.
     """
     return MappingNetwork(w_dim, w_dim, num_ws, c_dim=c_dim, num_layers=2)
+
+
+def ballgan_background_mapping(
+    num_ws: int = 5, *, z_dim: int = 512, w_dim: int = 512, num_layers: int = 8
+) -> MappingNetwork:
+    """BallGAN's mapping network for the background's own latent: ``z_bg`` 512 -> ``w_bg`` 512.
+
+    BallGAN (``bg_ver="ver1"``, the default of its train.py) samples a second latent ``z_bg``
+    per image and maps it with a separate StyleGAN2 mapping network: ``z_bg_dim = 512``,
+    ``w_bg_dim = 512``, ``bg_mapping = 8`` layers, no camera conditioning (``c_dim = 0``),
+    StyleGAN2's defaults otherwise (learning-rate multiplier 0.01, ``w_avg`` decay 0.998), and
+    ``num_ws = n_blocks + 1 = 5`` broadcast copies, one per layer of
+    :func:`~aware3d.nn.ballgan_background`. Truncation works as for the foreground's ``ws``.
+
+    Args:
+        num_ws: style vectors per sample (the background's ``num_ws``).
+        z_dim: width of ``z_bg``.
+        w_dim: width of ``w_bg`` (the background's ``style_dim``).
+        num_layers: fully connected layers.
+    """
+    return MappingNetwork(z_dim, w_dim, num_ws, c_dim=0, num_layers=num_layers)

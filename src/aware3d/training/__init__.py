@@ -6,6 +6,7 @@ from aware3d.training.discriminator import (
     CameraConditionedDiscriminator,
     ContrastiveOutput,
     EqualizedConv2d,
+    dual_discriminator_input,
 )
 from aware3d.training.ema import ema_beta, make_ema, update_ema
 from aware3d.training.losses import (
@@ -32,6 +33,7 @@ __all__ = [
     "camera_contrastive_loss",
     "diff_augment",
     "discriminator_loss",
+    "dual_discriminator_input",
     "ema_beta",
     "generator_loss",
     "lazy_r1_weight",
