@@ -9,6 +9,9 @@ import os
 import tempfile
 from pathlib import Path
 
+#: Generators ``aware3d demo --model`` trains (mirrors ``aware3d.demo.models.MODELS``; a test
+#: keeps them equal without importing torch here).
+DEMO_MODELS = ("demo", "gsgan", "ballgan")
 #: Resolutions the demo's discriminator accepts.
 RESOLUTIONS = (16, 32, 64, 128, 256)
 #: Synthetic scenes are seen from this many cameras each, so ``--max-images`` needs at least one
@@ -110,7 +113,11 @@ def _demo(args: argparse.Namespace) -> None:
     from aware3d.demo.train import DemoConfig
 
     config = DemoConfig(
-        steps=args.steps, resolution=args.resolution, batch=args.batch, seed=args.seed
+        model=args.model,
+        steps=args.steps,
+        resolution=args.resolution,
+        batch=args.batch,
+        seed=args.seed,
     )
     run_demo(
         data_path=args.data,
@@ -136,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint and metrics.json to --out.",
     )
     defaults = _demo_defaults()
+    demo.add_argument(
+        "--model",
+        choices=DEMO_MODELS,
+        default=defaults["model"],
+        help="the generator: the demo's own (demo), GSGAN's (gsgan) or BallGAN's (ballgan) "
+        "assembly at CPU size (default: %(default)s)",
+    )
     demo.add_argument(
         "--data",
         type=_existing_path,
@@ -193,7 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _demo_defaults() -> dict:
     # Mirrors DemoConfig's defaults (and run_demo's max_images) without importing torch, so that
     # `--help` and argument errors are instant; a test keeps them equal.
-    return {"steps": 1000, "resolution": 32, "batch": 8, "seed": 0, "max_images": 2048}
+    return {
+        "model": "demo",
+        "steps": 1000,
+        "resolution": 32,
+        "batch": 8,
+        "seed": 0,
+        "max_images": 2048,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

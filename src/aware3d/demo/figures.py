@@ -1,7 +1,9 @@
 """Figures and files the demo writes: sample grid, turntable GIF, decomposition, levels, curves."""
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -36,9 +38,12 @@ def grid(images: np.ndarray, columns: int) -> np.ndarray:
 
 @torch.no_grad()
 def save_samples(
-    generator: Generator3D, z: Tensor, labels: Tensor, resolution: int, path: Path
+    generator: Callable[..., Any], z: Tensor, labels: Tensor, resolution: int, path: Path
 ) -> None:
-    """A grid of samples, each from the camera of the matching label."""
+    """A grid of samples, each from the camera of the matching label.
+
+    ``generator(z, cameras, width, height)`` returns an output with ``.images [B, C, H, W, 3]``.
+    """
     cameras = Cameras.from_eg3d_labels(labels[:, None])
     images = generator(z, cameras, resolution, resolution).images[:, 0]
     columns = max(1, math.isqrt(len(z)))
@@ -50,9 +55,17 @@ def save_samples(
 
 @torch.no_grad()
 def save_turntable(
-    generator: Generator3D, z: Tensor, fov_degrees: float, resolution: int, path: Path, frames=24
+    generator: Callable[..., Any],
+    z: Tensor,
+    fov_degrees: float,
+    resolution: int,
+    path: Path,
+    frames: int = 24,
 ) -> None:
-    """A GIF of every latent's scene seen from an orbit of cameras (side by side)."""
+    """A GIF of every latent's scene seen from an orbit of cameras (side by side).
+
+    ``generator`` is called as in :func:`save_samples`.
+    """
     poses = orbit(frames, horizontal_amplitude=0.6, vertical_amplitude=0.15)
     intrinsics = intrinsics_from_fov(fov_degrees).expand(frames, 3, 3)
     cameras = Cameras(

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from aware3d.cameras import Cameras
 from aware3d.functional.compositing import CompositeResult
 from aware3d.functional.hierarchy import GaussianHierarchy
+from aware3d.functional.losses import splat_distortion_loss
 from aware3d.functional.splat import SplatOutput, rasterize
 from aware3d.gaussians import Gaussians
 from aware3d.nn.background import SphericalBackground
@@ -74,6 +75,8 @@ class Generator3D(nn.Module):
         )
         self.compositor = CompositeRenderer(self.background)
         self.z_dim = z_dim
+        #: Channels the discriminator sees.
+        self.image_channels = 3
 
     def hierarchy(
         self,
@@ -113,3 +116,13 @@ class Generator3D(nn.Module):
         splat = rasterize(gaussians, cameras, width, height, depth_moments=True, backend=backend)
         composite = self.compositor(splat, w=ws[:, -1], cameras=cameras)
         return GeneratorOutput(composite.image, composite, splat, gaussians, ws)
+
+    def foreground_loss(self, out: GeneratorOutput) -> Tensor:
+        """The splat distortion loss on the rendered depth moments (mean over pixels)."""
+        assert out.splat.moment1 is not None
+        assert out.splat.moment2 is not None
+        return splat_distortion_loss(out.splat.alpha, out.splat.moment1, out.splat.moment2)
+
+    def discriminator_images(self, out: GeneratorOutput) -> Float[Tensor, "B C H W 3"]:
+        """What the discriminator sees: the composite images."""
+        return out.images

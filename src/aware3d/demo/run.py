@@ -12,6 +12,8 @@ from aware3d.cameras import fov_from_intrinsics
 from aware3d.data.eg3d import EG3DDataset
 from aware3d.data.synthetic import SyntheticScenes
 from aware3d.demo import figures
+from aware3d.demo.generator import Generator3D
+from aware3d.demo.models import ImageRenderer, latent_dim
 from aware3d.demo.train import DemoConfig, TrainingRun, train
 from aware3d.training import save_checkpoint
 
@@ -56,17 +58,21 @@ def write_outputs(run: TrainingRun, data: DemoData, out: Path, device: torch.dev
     config = run.config
     g = run.generator_ema
     count = min(16, data.labels.shape[0])
-    latents = torch.randn(count, config.z_dim, generator=torch.Generator().manual_seed(7))
+    latents = torch.randn(count, latent_dim(g), generator=torch.Generator().manual_seed(7))
     latents = latents.to(device)
     labels = data.labels[:count].to(device)
     resolution = config.resolution
-    figures.save_samples(g, latents, labels, resolution, out / "samples.png")
+    render = ImageRenderer(g)
+    figures.save_samples(render, latents, labels, resolution, out / "samples.png")
     fov = float(fov_from_intrinsics(data.labels[0, 16:].reshape(3, 3)))
-    figures.save_turntable(g, latents[:4], fov, resolution, out / "turntable.gif")
-    figures.save_decomposition(g, latents[:4], labels[:4], resolution, out / "decomposition.png")
-    figures.save_levels(g, latents[:3], labels[:3], resolution, out / "levels.png")
+    figures.save_turntable(render, latents[:4], fov, resolution, out / "turntable.gif")
+    if isinstance(g, Generator3D):  # the figures that read the demo generator's parts
+        figures.save_decomposition(
+            g, latents[:4], labels[:4], resolution, out / "decomposition.png"
+        )
+        figures.save_levels(g, latents[:3], labels[:3], resolution, out / "levels.png")
+        figures.save_sample_ply(g, latents, out / "sample.ply")
     figures.save_loss_curves(run.history, out / "loss_curves.png")
-    figures.save_sample_ply(g, latents, out / "sample.ply")
     metrics = run.metrics()
     metrics["data"] = data.description
     save_checkpoint(

@@ -19,9 +19,16 @@ from aware3d._validation import (
     value_checks,
 )
 from aware3d.cameras import Cameras
-from aware3d.demo.generator import Generator3D
-from aware3d.functional.losses import separation_loss, splat_distortion_loss
-from aware3d.nn.decoder import GSGAN_WORLD_SCALE, small_decoder
+from aware3d.demo.models import (
+    MODELS,
+    DemoGenerator,
+    build_generator,
+    generate,
+    latent_dim,
+    real_discriminator_images,
+)
+from aware3d.functional.losses import separation_loss
+from aware3d.nn.decoder import GSGAN_WORLD_SCALE
 from aware3d.training import (
     CameraConditionedDiscriminator,
     SlicedWasserstein,
@@ -64,6 +71,12 @@ class DemoConfig:
     """Hyper-parameters of the demo run (all JSON-serialisable; stored with the checkpoint).
 
     Attributes:
+        model: the generator (:data:`~aware3d.demo.models.MODELS`): ``"demo"`` (the demo's own
+            Gaussian generator, below), ``"gsgan"`` (:func:`~aware3d.models.gsgan_small`: GSGAN's
+            network at CPU size) or ``"ballgan"`` (:func:`~aware3d.models.ballgan_small`:
+            tri-plane, volume rendering at half the resolution, super-resolution, dual
+            discriminator). The ``decoder_*``, ``initial_radius`` and ``background_freqs``
+            fields configure ``"demo"`` only.
         steps: training steps (one generator and one discriminator update each).
         resolution: image size.
         batch: scenes per step.
@@ -87,7 +100,8 @@ class DemoConfig:
             rewarded for high-frequency speckle (with 2, one seed in three got worse).
         r1_interval: lazy R1 every this many steps.
         separation_weight: weight of BallGAN's separation loss.
-        distortion_weight: weight of the splat distortion loss.
+        distortion_weight: weight of the generator's foreground loss: the splat distortion loss,
+            or for ``"ballgan"`` BallGAN's density loss.
         ema_half_life_images: EMA half-life of the generator, in images (StyleGAN2-ADA's
             ``batch * 10 / 32`` kimg is 2,500 at batch 8). A long average smooths the
             generator's late oscillations, which otherwise decide the fine band of the metric.
@@ -106,6 +120,7 @@ class DemoConfig:
             step itself never waits for the device).
     """
 
+    model: str = "demo"
     steps: int = 1000
     resolution: int = 32
     batch: int = 8
@@ -135,6 +150,7 @@ class DemoConfig:
         check_positive_int("resolution", self.resolution)
         check_nonnegative_int("seed", self.seed)
         check_nonnegative_int("background_freqs", self.background_freqs)
+        check_choice("model", self.model, MODELS)
         check_choice("decoder_blocks", self.decoder_blocks, ("window", "gsgan"))
         check_positive_number("initial_radius", self.initial_radius)
         if self.initial_radius >= GSGAN_WORLD_SCALE:
@@ -174,8 +190,8 @@ class Evaluation(NamedTuple):
 class TrainingRun:
     """What :func:`train` returns: the models, the loss history and the metrics."""
 
-    generator: Generator3D
-    generator_ema: Generator3D
+    generator: DemoGenerator
+    generator_ema: DemoGenerator
     discriminator: CameraConditionedDiscriminator
     history: dict[str, list[float]]
     start: Evaluation
@@ -209,36 +225,34 @@ def _tail_mean(values: list[float], count: int) -> float:
 
 def build_models(
     config: DemoConfig, device: torch.device
-) -> tuple[Generator3D, CameraConditionedDiscriminator]:
-    """The demo's generator (small decoder) and discriminator, seeded by ``config.seed``."""
+) -> tuple[DemoGenerator, CameraConditionedDiscriminator]:
+    """The generator ``config.model`` and the discriminator, seeded by ``config.seed``."""
     torch.manual_seed(config.seed)
-    window = {"initial_radius": config.initial_radius} if config.decoder_blocks == "window" else {}
-    decoder = small_decoder(
-        config.w_dim, num_levels=config.decoder_levels, resolution=config.resolution,
-        blocks=config.decoder_blocks, **window,
-    )  # fmt: skip
-    generator = Generator3D(
-        config.z_dim, config.w_dim, decoder, background_freqs=config.background_freqs
-    ).to(device)
+    generator = build_generator(
+        config.model, z_dim=config.z_dim, w_dim=config.w_dim, resolution=config.resolution,
+        decoder_levels=config.decoder_levels, decoder_blocks=config.decoder_blocks,
+        initial_radius=config.initial_radius, background_freqs=config.background_freqs,
+    ).to(device)  # fmt: skip
     discriminator = CameraConditionedDiscriminator(
-        config.resolution, channel_base=2048, channel_max=64, embed_dim=64
-    ).to(device)
+        config.resolution, generator.image_channels, channel_base=2048, channel_max=64,
+        embed_dim=64,
+    ).to(device)  # fmt: skip
     return generator, discriminator
 
 
 @torch.no_grad()
 def evaluate(
-    generator: Generator3D, data: ImageSource, config: DemoConfig, device: torch.device
+    generator: DemoGenerator, data: ImageSource, config: DemoConfig, device: torch.device
 ) -> Evaluation:
     """Sliced Wasserstein distance, separation loss and foreground coverage, fixed latents."""
     count = min(config.metric_images, data.images.shape[0])
-    z = torch.randn(count, config.z_dim, generator=torch.Generator().manual_seed(12345))
+    z = torch.randn(count, latent_dim(generator), generator=torch.Generator().manual_seed(12345))
     labels = data.labels[:count].to(device)
     fakes, separations, coverages = [], [], []
     for start in range(0, count, 32):
         part = slice(start, start + 32)
         cameras = Cameras.from_eg3d_labels(labels[part, None])
-        out = generator(z[part].to(device), cameras, config.resolution, config.resolution)
+        out = generate(generator, z[part].to(device), cameras, config.resolution)
         fakes.append(out.images[:, 0].cpu())
         separations.append(separation_loss(out.composite.bg_transmittance, reduction="sum"))
         coverages.append(out.composite.opacity.sum())
@@ -260,8 +274,8 @@ def evaluate(
 class Models(NamedTuple):
     """What a training step updates: the networks, their EMA and the optimisers."""
 
-    generator: Generator3D
-    generator_ema: Generator3D
+    generator: DemoGenerator
+    generator_ema: DemoGenerator
     discriminator: CameraConditionedDiscriminator
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
@@ -296,7 +310,8 @@ def training_step(
     """One generator update, one discriminator update and the EMA update.
 
     The generator minimises the non-saturating loss plus ``separation_weight`` times BallGAN's
-    separation loss and ``distortion_weight`` times the splat distortion loss; the
+    separation loss and ``distortion_weight`` times its foreground loss (the splat distortion
+    loss, or BallGAN's density loss); the
     camera-conditioned discriminator then updates on the same (detached) fakes and the real
     batch, with lazy R1. Runs with value checks off (its inputs were validated when they were
     built), so it never waits for the device except for the torch rasterizer's one data-dependent
@@ -309,15 +324,13 @@ def training_step(
     generator, generator_ema, discriminator, opt_g, opt_d = models
     resolution = config.resolution
     with value_checks(False):
-        out = generator(batch.z, batch.fake_cameras, resolution, resolution)
-        fake = out.images[:, 0]
+        out = generate(generator, batch.z, batch.fake_cameras, resolution)
+        fake = generator.discriminator_images(out)[:, 0]
         discriminator.requires_grad_(False)
         fake_seen = diff_augment(fake, config.augment, generator=rng)
         g_adv = generator_loss(discriminator(fake_seen, batch.fake_labels))
         separation = separation_loss(out.composite.bg_transmittance)
-        assert out.splat.moment1 is not None
-        assert out.splat.moment2 is not None
-        distortion = splat_distortion_loss(out.splat.alpha, out.splat.moment1, out.splat.moment2)
+        distortion = generator.foreground_loss(out)
         g_total = (
             g_adv + config.separation_weight * separation + config.distortion_weight * distortion
         )
@@ -327,7 +340,8 @@ def training_step(
         discriminator.requires_grad_(True)
 
         r1_weight = lazy_r1_weight(step, config.r1_gamma, config.r1_interval)
-        real_input = batch.real.detach().requires_grad_(r1_weight > 0)
+        real_input = real_discriminator_images(generator, batch.real.detach())
+        real_input = real_input.requires_grad_(r1_weight > 0)
         real_seen = diff_augment(real_input, config.augment, generator=rng)
         real_logits = discriminator(real_seen, batch.real_labels)
         fake_logits = discriminator(
@@ -401,7 +415,7 @@ def train(
     for step in steps:
         real_index = torch.randint(count, (config.batch,), generator=rng).to(device)
         fake_index = torch.randint(count, (config.batch,), generator=rng).to(device)
-        z = torch.randn(config.batch, config.z_dim, generator=rng).to(device)
+        z = torch.randn(config.batch, latent_dim(generator), generator=rng).to(device)
         batch = Batch(
             images[real_index], labels[real_index], labels[fake_index], cameras[fake_index], z
         )

@@ -1,0 +1,262 @@
+"""BallGAN's generator assembled from aware3d's components (a readable template).
+
+Foreground (EG3D): ``(z, c) -> mapping -> ws``; ``ws -> TriplaneGenerator -> planes``; every
+pixel ray of the neural-rendering resolution is sampled coarse + fine, the planes are read at the
+samples and decoded (:class:`~aware3d.nn.TriplaneDecoder`) into raw densities and 32 features.
+Background (BallGAN): its own latent ``z_bg -> mapping -> ws_bg`` drives a
+:class:`~aware3d.nn.SphericalBackground`; no density, reached with occupancy 1.
+The volume renderer composites the foreground's features over the background's *before*
+super-resolution (as BallGAN does), scales them to ``2 x - 1`` (EG3D's ray marcher), and the
+super-resolution network turns that feature image into the output image; the raw image is its
+first three channels.
+"""
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from aware3d._validation import check_positive_int
+from aware3d.cameras import Cameras
+from aware3d.functional.compositing import CompositeResult
+from aware3d.functional.losses import ballgan_density_loss
+from aware3d.nn.background import SphericalBackground, ballgan_background
+from aware3d.nn.mapping import MappingNetwork, ballgan_background_mapping, gsgan_mapping
+from aware3d.nn.superresolution import SuperResolution, eg3d_superresolution
+from aware3d.nn.triplane import (
+    TriplaneDecoder,
+    TriplaneGenerator,
+    eg3d_triplane_256,
+    small_triplane,
+)
+from aware3d.nn.volume_renderer import TriplaneRenderer, VolumeRender
+
+__all__ = ["BallGANGenerator", "BallGANOutput", "ballgan_ffhq256", "ballgan_small"]
+
+
+class BallGANOutput(NamedTuple):
+    """What :class:`BallGANGenerator` returns: the images and everything the losses need.
+
+    Attributes:
+        images: the super-resolved images ``[B, C, Ho, Wo, 3]``.
+        images_raw: the raw images, the first three composited channels,
+            ``[B, C, H, W, 3]`` at the neural-rendering resolution.
+        composite: the composited feature image (``2 x - 1``) with opacity, ``T_bg`` (for the
+            separation loss), camera-space depth and interval weights, at ``H x W``.
+        render: the volume renderer's full output (intervals for the distortion loss, the
+            importance samples for BallGAN's density loss, the background alone).
+        planes: the tri-planes ``[B, 3, F, R, R]``.
+        ws: foreground style codes ``[B, num_ws, D]``.
+        ws_background: background style codes ``[B, num_ws_bg, D_bg]``.
+    """
+
+    images: Float[Tensor, "B C Ho Wo 3"]
+    images_raw: Float[Tensor, "B C H W 3"]
+    composite: CompositeResult
+    render: VolumeRender
+    planes: Float[Tensor, "B 3 F R R"]
+    ws: Float[Tensor, "B _ D"]
+    ws_background: Float[Tensor, "B _ E"]
+
+
+class BallGANGenerator(nn.Module):
+    """Mapping networks + tri-plane generator + volume renderer over the sphere + super-resolution.
+
+    Args:
+        mapping: ``(z, c) -> ws [B, triplane.num_ws, D]`` (EG3D/BallGAN: depth 2, conditioned on
+            the camera label).
+        triplane: :class:`~aware3d.nn.TriplaneGenerator`.
+        renderer: :class:`~aware3d.nn.TriplaneRenderer` holding the decoder and the
+            :class:`~aware3d.nn.SphericalBackground`.
+        background_mapping: ``z_bg -> ws_bg [B, background.num_ws, D_bg]`` (BallGAN: 8 layers, no
+            conditioning).
+        superresolution: :class:`~aware3d.nn.SuperResolution`; reads the last of ``ws``.
+        neural_resolution: the volume-rendering resolution ``h = w`` (EG3D/BallGAN: 64 at the
+            start of training, 128 later).
+    """
+
+    def __init__(
+        self,
+        mapping: MappingNetwork,
+        triplane: TriplaneGenerator,
+        renderer: TriplaneRenderer,
+        background_mapping: MappingNetwork,
+        superresolution: SuperResolution,
+        *,
+        neural_resolution: int = 64,
+    ) -> None:
+        super().__init__()
+        if mapping.num_ws != triplane.num_ws:
+            raise ValueError(
+                f"`mapping` must produce triplane.num_ws = {triplane.num_ws} style vectors, got "
+                f"{mapping.num_ws}"
+            )
+        background = renderer.background
+        if not isinstance(background, SphericalBackground):
+            raise TypeError("`renderer` must hold a SphericalBackground (BallGAN's sphere)")
+        if background_mapping.num_ws != background.num_ws:
+            raise ValueError(
+                f"`background_mapping` must produce background.num_ws = {background.num_ws} "
+                f"style vectors, got {background_mapping.num_ws}"
+            )
+        self.mapping, self.triplane, self.renderer = mapping, triplane, renderer
+        self.background_mapping, self.superresolution = background_mapping, superresolution
+        self.neural_resolution = check_positive_int("neural_resolution", neural_resolution)
+        self.z_dim = mapping.z_dim
+        self.z_background_dim = background_mapping.z_dim
+        #: Channels the discriminator sees: the final image and the upsampled raw image.
+        self.image_channels = 6
+
+    def forward(
+        self,
+        z: Float[Tensor, "B Z"],
+        cameras: Cameras,
+        width: int,
+        height: int,
+        *,
+        z_background: Float[Tensor, "B Zb"],
+        c: Float[Tensor, "B 25"] | None = None,
+        psi: float = 1.0,
+        neural_resolution: int | None = None,
+        noise_mode: str = "random",
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> BallGANOutput:
+        """Generates ``B`` scenes and renders each from its cameras (``Cameras [B, C]``).
+
+        Args:
+            z: foreground latents ``[B, z_dim]``.
+            cameras: ``Cameras [B, C]``.
+            width: output width (the super-resolution's output resolution).
+            height: output height (equal to ``width``).
+            z_background: background latents ``[B, z_background_dim]``.
+            c: conditioning labels ``[B, 25]``; default: each scene's first camera.
+            psi: truncation of both mappings.
+            neural_resolution: volume-rendering resolution (default: the module's).
+            noise_mode: the tri-plane synthesis noise (``"random"``, ``"const"``, ``"none"``).
+            deterministic: no jitter in the ray sampling.
+            generator: random generator for the ray sampling and the noise.
+
+        Returns:
+            :class:`BallGANOutput`.
+        """
+        if not isinstance(cameras, Cameras):
+            raise TypeError(f"`cameras` must be Cameras, got {type(cameras).__name__}")
+        if width != height or width != self.superresolution.output_resolution:
+            raise ValueError(
+                f"`width` and `height` must both be the super-resolution's output resolution "
+                f"{self.superresolution.output_resolution}, got {width} x {height}"
+            )
+        low = self.neural_resolution if neural_resolution is None else neural_resolution
+        check_positive_int("neural_resolution", low)
+        labels = cameras.to_eg3d_labels()[:, 0] if c is None else c
+        ws = self.mapping(z, labels if self.mapping.c_dim else None, psi=psi)
+        ws_background = self.background_mapping(z_background, psi=psi)
+        planes = self.triplane(ws, noise_mode=noise_mode, generator=generator)
+        render = self.renderer(
+            planes, cameras, low, low, ws_background, deterministic=deterministic,
+            generator=generator,
+        )  # fmt: skip
+        features = render.image * 2 - 1  # EG3D's ray marcher: scale to (-1, 1)
+        views = cameras.shape[1]
+        feature_image = rearrange(features, "b c h w f -> (b c) f h w")
+        image = self.superresolution(
+            feature_image, ws.repeat_interleave(views, dim=0), noise_mode="none"
+        )
+        images = rearrange(image, "(b c) f h w -> b c h w f", c=views)
+        composite = CompositeResult(
+            features, render.opacity, render.bg_transmittance, render.depth, render.weights
+        )
+        return BallGANOutput(
+            images, features[..., :3], composite, render, planes, ws, ws_background
+        )
+
+    def foreground_loss(self, out: BallGANOutput) -> Tensor:
+        """BallGAN's density loss on the importance samples.
+
+        :func:`~aware3d.functional.ballgan_density_loss` of the fine samples' raw densities at
+        their distances.
+        """
+        fine = out.render.fine
+        return ballgan_density_loss(fine.raw_densities, fine.t)
+
+    def discriminator_images(self, out: BallGANOutput) -> Float[Tensor, "B C Ho Wo 6"]:
+        """EG3D's dual-discriminator input: the final image, then the raw image resized to it.
+
+        The raw image is resized with antialiased bilinear filtering (EG3D's
+        ``filtered_resizing``), channels last like the images.
+        """
+        views = out.images.shape[1]
+        size = out.images.shape[2:4]
+        raw = rearrange(out.images_raw, "b c h w f -> (b c) f h w")
+        raw = F.interpolate(raw, size=size, mode="bilinear", align_corners=False, antialias=True)
+        raw = rearrange(raw, "(b c) f h w -> b c h w f", c=views)
+        return torch.cat([out.images, raw], dim=-1)
+
+
+def ballgan_ffhq256() -> BallGANGenerator:
+    """BallGAN's FFHQ generator at 256 x 256 (EG3D's configuration underneath).
+
+    :func:`~aware3d.nn.gsgan_mapping` (z 512, camera label, depth 2, 14 style vectors),
+    :func:`~aware3d.nn.eg3d_triplane_256` (3 x 32 x 256 x 256), :class:`~aware3d.nn.TriplaneDecoder`
+    (64 hidden, 32 features, BallGAN's zero-initialised density head), 48 + 48 samples per ray in
+    ``[2.25, 3.3]``, box 1, EG3D's plane axes; :func:`~aware3d.nn.ballgan_background` (radius 3,
+    angles encoding, sigmoid, 32 features) driven by :func:`~aware3d.nn.ballgan_background_mapping`
+    (z_bg 512, 8 layers); EG3D's super-resolution for 256 (128 -> 256, its input resized from the
+    64 x 64 neural rendering).
+    """
+    triplane = eg3d_triplane_256()
+    background = ballgan_background(512)
+    renderer = TriplaneRenderer(TriplaneDecoder(32, 32, zero_init_density=True), background)
+    return BallGANGenerator(
+        gsgan_mapping(triplane.num_ws),
+        triplane,
+        renderer,
+        ballgan_background_mapping(background.num_ws),
+        eg3d_superresolution(256),
+        neural_resolution=64,
+    )
+
+
+def ballgan_small(
+    w_dim: int = 64,
+    *,
+    resolution: int = 32,
+    neural_resolution: int = 16,
+    features: int = 16,
+    num_coarse: int = 12,
+    num_fine: int = 12,
+    conditioned: bool = True,
+) -> BallGANGenerator:
+    """A CPU-sized BallGAN generator with the same structure (a few hundred thousand parameters).
+
+    Args:
+        w_dim: latent and style width of both mappings.
+        resolution: output resolution (the super-resolution doubles up from ``neural_resolution``).
+        neural_resolution: volume-rendering resolution.
+        features: channels of the planes and of the composited feature image.
+        num_coarse: stratified samples per ray.
+        num_fine: importance samples per ray.
+        conditioned: condition the foreground mapping on the camera label (as released).
+    """
+    triplane = small_triplane(w_dim, resolution=32, plane_channels=features)
+    background = SphericalBackground(
+        w_dim, feature_dim=features, hidden=32, num_layers=2, num_freqs=2,
+        output_activation="sigmoid",
+    )  # fmt: skip
+    decoder = TriplaneDecoder(features, features, hidden=32, zero_init_density=True)
+    renderer = TriplaneRenderer(decoder, background, num_coarse=num_coarse, num_fine=num_fine)
+    mapping = MappingNetwork(
+        w_dim, w_dim, triplane.num_ws, c_dim=25 if conditioned else 0, num_layers=2
+    )
+    background_mapping = MappingNetwork(w_dim, w_dim, background.num_ws, num_layers=2)
+    superresolution = SuperResolution(
+        features, neural_resolution, resolution, w_dim, block_channels=(32, 16)
+    )
+    return BallGANGenerator(
+        mapping, triplane, renderer, background_mapping, superresolution,
+        neural_resolution=neural_resolution,
+    )  # fmt: skip

@@ -1,0 +1,200 @@
+"""GSGAN's generator assembled from aware3d's components (a readable template).
+
+``(z, c) -> mapping -> ws``; ``ws[:, :-1] -> HierarchicalGaussianDecoder -> Gaussians``;
+the last style vector drives the background, either
+
+* BallGAN's sphere (:class:`~aware3d.nn.SphericalBackground`): the splatted foreground is
+  composited over it with occupancy 1 (``image = C_fg + (1 - A) f_bg``), or
+* GSGAN's background Gaussians (:class:`~aware3d.nn.GaussianBackground`): rasterized in the same
+  pass as the foreground, black where nothing covers the pixel, as released.
+"""
+
+from typing import Literal, NamedTuple
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from aware3d._validation import check_choice, check_positive_int
+from aware3d.cameras import Cameras
+from aware3d.functional.compositing import CompositeResult, composite_splat
+from aware3d.functional.losses import splat_distortion_loss
+from aware3d.functional.splat import SplatOutput, rasterize
+from aware3d.gaussians import Gaussians
+from aware3d.nn.background import SphericalBackground
+from aware3d.nn.background_gaussians import GaussianBackground
+from aware3d.nn.decoder import HierarchicalGaussianDecoder, gsgan_256, small_decoder
+from aware3d.nn.mapping import MappingNetwork, gsgan_mapping
+
+__all__ = ["GSGANGenerator", "GSGANOutput", "gsgan_ffhq256", "gsgan_small"]
+
+BackgroundKind = Literal["sphere", "gaussians"]
+
+
+class GSGANOutput(NamedTuple):
+    """What :class:`GSGANGenerator` returns: the images and everything the losses need.
+
+    Attributes:
+        images: composite images ``[B, C, H, W, 3]``.
+        composite: :class:`~aware3d.functional.CompositeResult` (opacity, ``T_bg`` for the
+            separation loss, depth).
+        splat: the rasterizer's output with depth moments (for the splat distortion loss); with
+            background Gaussians it holds foreground and background together.
+        gaussians: the foreground :class:`~aware3d.Gaussians` (with levels).
+        ws: style codes ``[B, num_ws, D]`` (the last one drives the background).
+    """
+
+    images: Float[Tensor, "B C H W 3"]
+    composite: CompositeResult
+    splat: SplatOutput
+    gaussians: Gaussians
+    ws: Float[Tensor, "B _ D"]
+
+
+class GSGANGenerator(nn.Module):
+    """Mapping + hierarchical Gaussian decoder + rasterizer + a background.
+
+    Args:
+        mapping: ``(z, c) -> ws [B, decoder.num_ws + 1, D]`` (GSGAN:
+            :func:`~aware3d.nn.gsgan_mapping`, conditioned on the 25-number camera label).
+        decoder: the Gaussian decoder.
+        background: :class:`~aware3d.nn.SphericalBackground` or
+            :class:`~aware3d.nn.GaussianBackground`, driven by ``ws[:, -1]``.
+    """
+
+    def __init__(
+        self,
+        mapping: MappingNetwork,
+        decoder: HierarchicalGaussianDecoder,
+        background: SphericalBackground | GaussianBackground,
+    ) -> None:
+        super().__init__()
+        if mapping.num_ws != decoder.num_ws + 1:
+            raise ValueError(
+                f"`mapping` must produce decoder.num_ws + 1 = {decoder.num_ws + 1} style vectors "
+                f"(the last drives the background), got num_ws = {mapping.num_ws}"
+            )
+        if not isinstance(background, SphericalBackground | GaussianBackground):
+            raise TypeError(
+                "`background` must be a SphericalBackground or a GaussianBackground, got "
+                f"{type(background).__name__}"
+            )
+        self.mapping, self.decoder, self.background = mapping, decoder, background
+        self.z_dim = mapping.z_dim
+        #: Channels the discriminator sees.
+        self.image_channels = 3
+
+    def _labels(self, cameras: Cameras, c: Tensor | None) -> Tensor | None:
+        if self.mapping.c_dim == 0:
+            return None
+        return cameras.to_eg3d_labels()[:, 0] if c is None else c
+
+    def forward(
+        self,
+        z: Float[Tensor, "B Z"],
+        cameras: Cameras,
+        width: int,
+        height: int,
+        *,
+        c: Float[Tensor, "B 25"] | None = None,
+        psi: float = 1.0,
+        backend: Literal["auto", "torch", "gsplat"] = "auto",
+    ) -> GSGANOutput:
+        """Generates ``B`` scenes and renders each from its cameras (``Cameras [B, C]``).
+
+        Args:
+            z: latents ``[B, z_dim]``.
+            cameras: ``Cameras [B, C]``.
+            width: image width.
+            height: image height.
+            c: the generator's conditioning labels ``[B, 25]`` (with a conditioned mapping);
+                default: each scene's first camera (use
+                :func:`~aware3d.training.swap_conditioning_labels` in training).
+            psi: truncation.
+            backend: rasterizer backend.
+
+        Returns:
+            :class:`GSGANOutput`.
+        """
+        if not isinstance(cameras, Cameras):
+            raise TypeError(f"`cameras` must be Cameras, got {type(cameras).__name__}")
+        ws = self.mapping(z, self._labels(cameras, c), psi=psi)
+        camera_forward = None
+        if self.decoder.camera_conditioning:
+            camera_forward = cameras.forward_directions[:, 0].to(ws.dtype)
+        gaussians = self.decoder(ws[:, :-1], camera_forward)
+        if isinstance(self.background, GaussianBackground):
+            scene = Gaussians.cat([gaussians.without_levels(), self.background(ws[:, -1])])
+            splat = rasterize(scene, cameras, width, height, depth_moments=True, backend=backend)
+            black = torch.zeros_like(splat.features)
+            composite = composite_splat(splat.features, splat.alpha, black, splat.depth)
+        else:
+            splat = rasterize(
+                gaussians, cameras, width, height, depth_moments=True, backend=backend
+            )
+            bg, bg_depth = self.background.render_with_depth(cameras, width, height, ws[:, -1])
+            composite = composite_splat(splat.features, splat.alpha, bg, splat.depth, bg_depth)
+        return GSGANOutput(composite.image, composite, splat, gaussians, ws)
+
+    def foreground_loss(self, out: GSGANOutput) -> Tensor:
+        """The splat distortion loss on the rendered depth moments (mean over pixels)."""
+        assert out.splat.moment1 is not None
+        assert out.splat.moment2 is not None
+        return splat_distortion_loss(out.splat.alpha, out.splat.moment1, out.splat.moment2)
+
+    def discriminator_images(self, out: GSGANOutput) -> Float[Tensor, "B C H W 3"]:
+        """What the discriminator sees: the composite images."""
+        return out.images
+
+
+def _background(kind: str, w_dim: int) -> SphericalBackground | GaussianBackground:
+    check_choice("background", kind, ("sphere", "gaussians"))
+    if kind == "gaussians":
+        return GaussianBackground(w_dim)
+    return SphericalBackground(w_dim, feature_dim=3)
+
+
+def gsgan_ffhq256(background: BackgroundKind = "sphere") -> GSGANGenerator:
+    """GSGAN's FFHQ 256 generator.
+
+    :func:`~aware3d.nn.gsgan_mapping` (pose-conditioned, depth 2), :func:`~aware3d.nn.gsgan_256`
+    (GSGAN's released network, 5 levels, 87,296 Gaussians) and BallGAN's sphere (default) or
+    GSGAN's background Gaussians (``background="gaussians"``).
+
+    Args:
+        background: ``"sphere"`` or ``"gaussians"``.
+    """
+    decoder = gsgan_256()
+    mapping = gsgan_mapping(decoder.num_ws + 1)
+    return GSGANGenerator(mapping, decoder, _background(background, 512))
+
+
+def gsgan_small(
+    w_dim: int = 64,
+    *,
+    num_levels: int = 3,
+    resolution: int = 32,
+    background: BackgroundKind = "sphere",
+    conditioned: bool = True,
+) -> GSGANGenerator:
+    """A CPU-sized GSGAN generator: GSGAN's blocks at small widths.
+
+    :func:`~aware3d.nn.small_decoder`, a 2-layer mapping and a small sphere (or 256 background
+    Gaussians).
+
+    Args:
+        w_dim: latent and style width.
+        num_levels: decoder levels.
+        resolution: the image size the decoder's pixel size is set for.
+        background: ``"sphere"`` or ``"gaussians"``.
+        conditioned: condition the mapping on the 25-number camera label (as GSGAN).
+    """
+    check_positive_int("w_dim", w_dim)
+    decoder = small_decoder(w_dim, num_levels=num_levels, resolution=resolution)
+    mapping = MappingNetwork(
+        w_dim, w_dim, num_ws=decoder.num_ws + 1, c_dim=25 if conditioned else 0, num_layers=2
+    )
+    if background == "gaussians":
+        return GSGANGenerator(mapping, decoder, GaussianBackground(w_dim, num_points=256))
+    check_choice("background", background, ("sphere", "gaussians"))
+    return GSGANGenerator(mapping, decoder, SphericalBackground(w_dim, hidden=32, num_freqs=2))

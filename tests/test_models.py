@@ -1,0 +1,119 @@
+"""The GSGAN and BallGAN assemblies (``aware3d.models``) and ``aware3d demo --model``."""
+
+import pytest
+import torch
+
+from aware3d import Cameras, look_at
+from aware3d.demo import DemoConfig
+from aware3d.demo.models import MODELS, real_discriminator_images
+from aware3d.demo.run import load_data
+from aware3d.demo.train import train
+from aware3d.models import (
+    BallGANGenerator,
+    GSGANGenerator,
+    ballgan_ffhq256,
+    ballgan_small,
+    gsgan_ffhq256,
+    gsgan_small,
+)
+from aware3d.nn import GaussianBackground, MappingNetwork, SphericalBackground, small_decoder
+
+
+def cameras(batch=2, views=1):
+    eyes = torch.tensor([[0.0, 0.0, 2.7], [0.6, 0.2, 2.6]])[:views]
+    cam2world = look_at(eyes, torch.tensor([0.0, 0.0, 0.2]))
+    intrinsics = torch.tensor([[4.2647, 0, 0.5], [0, 4.2647, 0.5], [0, 0, 1]])
+    return Cameras(cam2world.expand(batch, views, 4, 4), intrinsics.expand(batch, views, 3, 3))
+
+
+def finite_grads(module):
+    grads = [p.grad for p in module.parameters() if p.requires_grad]
+    return all(g is None or torch.isfinite(g).all() for g in grads) and any(
+        g is not None and g.abs().sum() > 0 for g in grads
+    )
+
+
+@pytest.mark.parametrize("background", ["sphere", "gaussians"])
+def test_gsgan_generator_renders_and_backpropagates(background):
+    torch.manual_seed(0)
+    g = gsgan_small(32, background=background)
+    out = g(torch.randn(2, 32), cameras(views=2), 16, 16)
+    assert out.images.shape == (2, 2, 16, 16, 3)
+    assert out.composite.bg_transmittance.shape == (2, 2, 16, 16, 1)
+    assert g.discriminator_images(out) is out.images and g.image_channels == 3
+    loss = out.images.square().mean() + g.foreground_loss(out)
+    loss.backward()
+    assert torch.isfinite(loss) and finite_grads(g)
+    if background == "gaussians":  # rasterized in one pass, black where nothing covers a pixel
+        torch.testing.assert_close(out.images, out.splat.features)
+
+
+def test_gsgan_generator_rejects_mismatched_parts():
+    decoder = small_decoder(16)
+    with pytest.raises(ValueError, match="num_ws"):
+        GSGANGenerator(MappingNetwork(16, 16, decoder.num_ws), decoder, SphericalBackground(16))
+    with pytest.raises(TypeError, match="background"):
+        GSGANGenerator(MappingNetwork(16, 16, decoder.num_ws + 1), decoder, torch.nn.Linear(1, 1))  # type: ignore[arg-type]
+
+
+def test_ballgan_generator_renders_and_backpropagates():
+    torch.manual_seed(0)
+    g = ballgan_small(32, resolution=32, neural_resolution=16, num_coarse=6, num_fine=6)
+    z, z_bg = torch.randn(2, 32), torch.randn(2, 32)
+    out = g(
+        z, cameras(views=2), 32, 32, z_background=z_bg, generator=torch.Generator().manual_seed(0)
+    )
+    assert out.images.shape == (2, 2, 32, 32, 3)
+    assert out.images_raw.shape == (2, 2, 16, 16, 3)
+    assert out.composite.image.shape == (2, 2, 16, 16, 16)
+    assert out.render.weights.shape == (2, 2, 16, 16, 11)
+    assert out.planes.shape == (2, 3, 16, 32, 32)
+    # the raw image is the composite's first three channels, scaled to 2 x - 1 (EG3D)
+    torch.testing.assert_close(out.images_raw, out.render.image[..., :3] * 2 - 1)
+    dual = g.discriminator_images(out)
+    assert dual.shape == (2, 2, 32, 32, 6) and g.image_channels == 6
+    torch.testing.assert_close(dual[..., :3], out.images)
+    loss = (
+        out.images.square().mean() + g.foreground_loss(out) + out.composite.bg_transmittance.mean()
+    )
+    loss.backward()
+    assert torch.isfinite(loss) and finite_grads(g)
+    assert g.background_mapping.layers[0].weight.grad is not None  # the background's own latent
+    with pytest.raises(ValueError, match="output resolution"):
+        g(z, cameras(), 16, 16, z_background=z_bg)
+
+
+def test_real_images_for_the_dual_discriminator():
+    g = ballgan_small(16, resolution=32, neural_resolution=16)
+    real = torch.rand(3, 32, 32, 3) * 2 - 1
+    dual = real_discriminator_images(g, real)
+    assert dual.shape == (3, 32, 32, 6)
+    torch.testing.assert_close(dual[..., :3], real)
+    flat = torch.full((1, 32, 32, 3), 0.25)  # a constant image survives the down/up resizing
+    torch.testing.assert_close(real_discriminator_images(g, flat)[..., 3:], flat)
+    assert real_discriminator_images(gsgan_small(16), real) is real
+
+
+def test_released_configurations_build():
+    gsgan = gsgan_ffhq256()
+    assert gsgan.mapping.num_ws == gsgan.decoder.num_ws + 1 == 17
+    assert isinstance(gsgan_ffhq256("gaussians").background, GaussianBackground)
+    ballgan = ballgan_ffhq256()
+    assert isinstance(ballgan, BallGANGenerator)
+    assert ballgan.mapping.num_ws == ballgan.triplane.num_ws == 14
+    assert (ballgan.renderer.num_coarse, ballgan.renderer.num_fine) == (48, 48)
+    assert (ballgan.renderer.ray_start, ballgan.renderer.ray_end) == (2.25, 3.3)
+    assert ballgan.superresolution.output_resolution == 256
+    assert ballgan.neural_resolution == 64
+    assert ballgan.background_mapping.num_layers == 8 and ballgan.background_mapping.c_dim == 0
+
+
+@pytest.mark.parametrize("model", ["gsgan", "ballgan"])
+def test_demo_models_train_and_the_discriminator_loss_falls(model):
+    assert model in MODELS
+    torch.manual_seed(0)
+    config = DemoConfig(model=model, steps=16, batch=4, metric_images=8, log_every=8)
+    run = train(config, load_data(None, 32, 0, 64), "cpu", progress=False)
+    d_loss = run.history["d_loss"]
+    assert len(d_loss) == 16 and all(map(torch.isfinite, map(torch.tensor, d_loss)))
+    assert sum(d_loss[-4:]) < sum(d_loss[:4])
