@@ -66,6 +66,10 @@ def _entries() -> dict[str, Call]:
     edges = torch.linspace(1, 3, samples + 1).expand(3, samples + 1).contiguous()
     images = torch.randn(2, 4, 4, 3, requires_grad=True)
     r1_logits = (images * 2).sum((1, 2, 3))
+    triplane_decoder = nn.TriplaneDecoder(4, 3, hidden=8)
+    renderer = nn.TriplaneRenderer(triplane_decoder, background, num_coarse=4, num_fine=4)
+    triplane = nn.small_triplane(16, resolution=8, plane_channels=4, channel_max=8)
+    superresolution = nn.SuperResolution(8, 8, 16, 16, block_channels=(8,))
 
     def call(function, *args, **kwargs) -> Call:
         return function, lambda: (list(args), dict(kwargs))
@@ -177,6 +181,31 @@ def _entries() -> dict[str, Call]:
         "sliced_wasserstein_distance": call(tr.sliced_wasserstein_distance,
                                             torch.rand(4, 16, 16, 3), torch.rand(4, 16, 16, 3),
                                             patches_per_image=8, num_projections=16),
+        "sample_triplane": call(fn.sample_triplane, torch.rand(2, 3, 4, 8, 8),
+                                torch.rand(2, 5, 3) - 0.5, box_size=1.0, projection="eg3d"),
+        "sample_stratified": call(fn.sample_stratified, torch.full((3,), 2.25),
+                                  torch.full((3,), 3.3), 6, space="linear", deterministic=False),
+        "sample_pdf": call(fn.sample_pdf, edges, sigmas, 7, deterministic=True),
+        "sample_importance_eg3d": call(fn.sample_importance_eg3d, edges, sigmas, 4,
+                                       deterministic=True),
+        "smooth_weights_eg3d": call(fn.smooth_weights_eg3d, sigmas),
+        "midpoint_volume_samples": call(fn.midpoint_volume_samples, edges,
+                                        torch.randn(3, samples + 1),
+                                        torch.rand(3, samples + 1, 2), density_offset=1.0),
+        "ray_box_intersection": call(fn.ray_box_intersection, rays.origins, rays.directions, 0.5),
+        "ballgan_density_loss": call(fn.ballgan_density_loss, torch.randn(3, samples), edges[:, 1:],
+                                     reduction="mean"),
+        "TriplaneRenderer": call(nn.TriplaneRenderer, triplane_decoder, background,
+                                 box_size=1.0, ray_start=2.25, ray_end=3.3, num_coarse=4,
+                                 num_fine=4, projection="eg3d", space="linear",
+                                 density_offset=1.0),
+        "renderer.forward": call(renderer.forward, torch.randn(2, 3, 4, 8, 8), _cameras(), 4, 4,
+                                 torch.randn(2, 16), deterministic=True),
+        "TriplaneDecoder.forward": call(triplane_decoder.forward, torch.randn(2, 3, 5, 4)),
+        "TriplaneGenerator.forward": call(triplane.forward,
+                                          torch.randn(2, triplane.num_ws, 16), noise_mode="const"),
+        "SuperResolution.forward": call(superresolution.forward, torch.randn(2, 8, 8, 8),
+                                        torch.randn(2, 3, 16)),
         "select_levels": call(views.select_levels, hierarchy, [0]),
         "anchors_as_gaussians": call(views.anchors_as_gaussians, hierarchy, levels=[0],
                                      opacity=0.5),

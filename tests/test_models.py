@@ -110,10 +110,22 @@ def test_released_configurations_build():
 
 @pytest.mark.parametrize("model", ["gsgan", "ballgan"])
 def test_demo_models_train_and_the_discriminator_loss_falls(model):
+    # 12 steps at batch 4: the mean of the last 4 discriminator losses was below the first 4's for
+    # seeds 0-4 of both models (first/last: gsgan 1.58/1.26 .. 1.32/1.30, ballgan 1.43/1.04 ..
+    # 1.31/1.27), ~3 s each on one idle core.
     assert model in MODELS
     torch.manual_seed(0)
-    config = DemoConfig(model=model, steps=16, batch=4, metric_images=8, log_every=8)
+    config = DemoConfig(model=model, steps=12, batch=4, metric_images=8, log_every=6)
     run = train(config, load_data(None, 32, 0, 64), "cpu", progress=False)
     d_loss = run.history["d_loss"]
-    assert len(d_loss) == 16 and all(map(torch.isfinite, map(torch.tensor, d_loss)))
+    assert len(d_loss) == 12 and all(map(torch.isfinite, map(torch.tensor, d_loss)))
     assert sum(d_loss[-4:]) < sum(d_loss[:4])
+    assert run.end.swd.mean > 0 and 0 <= run.end.coverage_fake <= 1
+
+
+def test_cli_models_mirror_the_demo():
+    from aware3d.cli import DEMO_MODELS, build_parser
+
+    assert DEMO_MODELS == MODELS
+    assert build_parser().parse_args(["demo", "--model", "ballgan"]).model == "ballgan"
+    assert build_parser().parse_args(["demo"]).model == DemoConfig().model

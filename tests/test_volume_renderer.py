@@ -13,7 +13,7 @@ from aware3d.functional import (
     midpoint_volume_samples,
     sample_coarse_fine,
 )
-from aware3d.nn import EqualizedLinear, SphericalBackground, TriplaneRenderer
+from aware3d.nn import EqualizedLinear, SphericalBackground, TriplaneDecoder, TriplaneRenderer
 
 OUTSIDE_RAW = -40.0  # softplus(-41) ~ 1.6e-18: no density
 
@@ -195,6 +195,8 @@ def test_renderer_is_reproducible_and_rejects_bad_input(without_shape_checker):
         TriplaneRenderer(MeanDecoder(4, 3), ray_start=3.0, ray_end=2.0)
     with pytest.raises(ValueError, match="num_coarse"):
         TriplaneRenderer(MeanDecoder(4, 3), num_coarse=3)
+    with pytest.raises(ValueError, match="background"):
+        TriplaneRenderer(TriplaneDecoder(4, 5), SphericalBackground(style_dim=8, feature_dim=3))
     background = SphericalBackground(style_dim=8, feature_dim=3)
     with pytest.raises(ValueError, match="w_background"):
         TriplaneRenderer(MeanDecoder(4, 3), background, num_coarse=6, num_fine=4)(

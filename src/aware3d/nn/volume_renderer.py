@@ -13,6 +13,7 @@ from aware3d._validation import (
     check_positive_int,
     check_positive_number,
     check_shape,
+    require_tensor,
 )
 from aware3d.cameras import Cameras
 from aware3d.functional.compositing import VolumeSamples, composite_volume
@@ -111,6 +112,13 @@ class TriplaneRenderer(nn.Module):
         density_offset: float = EG3D_DENSITY_OFFSET,
     ) -> None:
         super().__init__()
+        decoded = getattr(decoder, "out_features", None)
+        shown = getattr(background, "feature_dim", None)
+        if isinstance(decoded, int) and isinstance(shown, int) and decoded != shown:
+            raise ValueError(
+                f"`decoder` makes {decoded} features but `background` makes {shown}; the "
+                "composite needs the same number"
+            )
         self.decoder = decoder
         self.background = background
         self.box_size = check_positive_number("box_size", box_size)
@@ -169,6 +177,7 @@ class TriplaneRenderer(nn.Module):
         """
         if not isinstance(cameras, Cameras):
             raise TypeError(f"`cameras` must be Cameras, got {type(cameras).__name__}")
+        require_tensor("planes", planes)
         check_shape("planes", planes, ("B", 3, "P", "Hp", "Wp"))
         if len(cameras.shape) != 2 or cameras.shape[0] != planes.shape[0]:
             raise ValueError(
