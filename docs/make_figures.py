@@ -2,7 +2,8 @@
 
 Copies the demo's figures into ``docs/pages/assets/`` and renders three more: a splatted scene
 (colour, alpha, depth), the trained background's panorama and EG3D's coarse + fine sampling of
-one ray (``python docs/make_figures.py --sampling`` renders only that one, without a demo run).
+one ray, a hand-made tri-plane and BallGAN's super-resolution path
+(``python docs/make_figures.py --components`` renders only those, without a demo run).
 """
 
 import shutil
@@ -15,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from aware3d import Cameras, rasterize
+from aware3d import Cameras, intrinsics_from_fov, orbit, rasterize
 from aware3d.data import SyntheticScenes
 from aware3d.demo import DemoConfig, build_models
 from aware3d.functional import (
@@ -24,6 +25,8 @@ from aware3d.functional import (
     sample_coarse_fine,
     smooth_weights_eg3d,
 )
+from aware3d.models import ballgan_small
+from aware3d.nn import SphericalBackground, TriplaneRenderer
 from aware3d.training import load_checkpoint
 
 ASSETS = Path(__file__).parent / "pages" / "assets"
@@ -114,11 +117,86 @@ def sampling_figure(path: Path) -> None:
     plt.close(fig)
 
 
+def _disc_triplane(resolution: int = 64) -> torch.Tensor:
+    """A hand-made tri-plane ``[1, 3, 4, R, R]``: an occupancy disc per plane, colour ramps."""
+    u = (torch.arange(resolution) + 0.5) / resolution * 2 - 1
+    a, b = torch.meshgrid(u, u, indexing="xy")
+    planes = torch.zeros(1, 3, 4, resolution, resolution)
+    planes[0, :, 0] = torch.exp(-((torch.sqrt(a**2 + b**2) / 0.45) ** 4))
+    planes[0, :, 1] = 0.5 + 0.5 * a
+    planes[0, :, 2] = 0.5 - 0.5 * b
+    planes[0, :, 3] = 0.6
+    return planes
+
+
+class _OccupancyDecoder(torch.nn.Module):
+    """Mean over the planes; density from channel 0, colour from the others."""
+
+    def forward(self, sampled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw densities and colours."""
+        mean = sampled.mean(dim=1)
+        return 200.0 * (mean[..., 0] - 0.75), mean[..., 1:].clamp(0, 1)
+
+
+def triplane_figure(path: Path) -> None:
+    """The three planes of a hand-made tri-plane and its volume renders from three cameras."""
+    torch.manual_seed(0)
+    planes = _disc_triplane()
+    background = SphericalBackground(16, feature_dim=3, hidden=32, num_layers=2, num_freqs=2,
+                                     output_activation="sigmoid")  # fmt: skip
+    renderer = TriplaneRenderer(_OccupancyDecoder(), background)
+    cameras = Cameras(orbit(3, horizontal_amplitude=0.6)[None],
+                      intrinsics_from_fov(13.4).expand(1, 3, 3, 3))  # fmt: skip
+    with torch.no_grad():
+        out = renderer(planes, cameras, 64, 64, torch.randn(1, 16), deterministic=True)
+    fig, axes = plt.subplots(3, 3, figsize=(6.6, 6.6))
+    for k, name in enumerate(("plane (x, y)", "plane (x, z)", "plane (z, x)")):
+        axes[0, k].imshow(planes[0, k, 0], cmap="gray", vmin=0, vmax=1)
+        axes[0, k].set_title(name, fontsize=9)
+    for view in range(3):
+        axes[1, view].imshow(out.image[0, view].clamp(0, 1))
+        depth = out.depth[0, view, ..., 0]
+        axes[2, view].imshow((depth - depth.min()) / (depth.max() - depth.min()), cmap="viridis")
+    axes[1, 0].set_title("composite over the sphere", fontsize=9, loc="left")
+    axes[2, 0].set_title("camera-space depth", fontsize=9, loc="left")
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def superresolution_figure(path: Path) -> None:
+    """BallGAN's image path (untrained ``ballgan_small``): raw, resized raw, output."""
+    torch.manual_seed(0)
+    generator = ballgan_small(32, resolution=64, neural_resolution=16)
+    cameras = Cameras(orbit(1)[None], intrinsics_from_fov(13.4).expand(1, 1, 3, 3))
+    with torch.no_grad():
+        out = generator(torch.randn(1, 32), cameras, 64, 64, z_background=torch.randn(1, 32),
+                        noise_mode="const", deterministic=True)  # fmt: skip
+        dual = generator.discriminator_images(out)
+    panels = {
+        "raw image, 16 x 16\n(composited features 0-2)": out.images_raw[0, 0],
+        "raw resized to 64 x 64\n(dual discriminator, ch. 3-5)": dual[0, 0, ..., 3:],
+        "super-resolved, 64 x 64\n(dual discriminator, ch. 0-2)": out.images[0, 0],
+    }
+    fig, axes = plt.subplots(1, 3, figsize=(8, 3))
+    for ax, (title, image) in zip(axes, panels.items(), strict=True):
+        ax.imshow(((image + 1) / 2).clamp(0, 1))
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     """Copies the demo's figures and renders the extra ones."""
     ASSETS.mkdir(parents=True, exist_ok=True)
     sampling_figure(ASSETS / "volume-sampling.png")
-    if sys.argv[1:] == ["--sampling"]:
+    triplane_figure(ASSETS / "triplane-render.png")
+    superresolution_figure(ASSETS / "superresolution.png")
+    if sys.argv[1:] == ["--components"]:
         return
     demo = Path(sys.argv[1] if len(sys.argv) > 1 else "out/demo")
     ASSETS.mkdir(parents=True, exist_ok=True)
