@@ -433,3 +433,15 @@ class TestBadInput:
 def test_public_names_are_exported():
     for name in aware3d.__all__:
         assert hasattr(aware3d, name), name
+
+
+def test_pixel_depths_are_the_camera_space_z_of_points_on_the_rays():
+    from aware3d import Cameras, intrinsics_from_fov, orbit
+
+    cameras = Cameras(orbit(3)[None], intrinsics_from_fov(13.4).expand(1, 3, 3, 3))
+    rays = cameras.pixel_rays(5, 4)
+    distances = torch.rand(1, 3, 4, 5, 1) + 2.0
+    points = rays.origins + distances * rays.directions
+    world2cam = torch.linalg.inv(cameras.cam2world)[:, :, None, None]
+    z = (world2cam[..., 2, :3] * points).sum(-1, keepdim=True) + world2cam[..., 2, 3:]
+    torch.testing.assert_close(cameras.pixel_depths(distances, rays.directions), z)

@@ -181,6 +181,19 @@ class Cameras:
         """
         return self.cam2world[..., :3, 2]
 
+    def pixel_depths(
+        self,
+        distances: Float[Tensor, "*batch C H W 1"],
+        directions: Float[Tensor, "*batch C H W 3"],
+    ) -> Float[Tensor, "*batch C H W 1"]:
+        """Camera-space depth ``z`` of the points at ``distances`` along these cameras' pixel rays.
+
+        ``z = t (d . f)`` for a point at distance ``t`` along the unit direction ``d`` of
+        :meth:`pixel_rays`, ``f`` the camera's forward axis (the library's depth convention).
+        """
+        forward_axis = self.forward_directions[..., None, None, :]
+        return distances * (directions * forward_axis).sum(-1, keepdim=True)
+
     def to(self, *args: object, **kwargs: object) -> "Cameras":
         """Returns the cameras moved or cast like ``Tensor.to`` (e.g. ``cams.to("cuda")``).
 

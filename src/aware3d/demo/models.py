@@ -10,7 +10,6 @@ distortion loss, or BallGAN's density loss), ``discriminator_images(out)`` and
 
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
@@ -19,6 +18,7 @@ from aware3d.cameras import Cameras
 from aware3d.demo.generator import Generator3D
 from aware3d.models import BallGANGenerator, GSGANGenerator, ballgan_small, gsgan_small
 from aware3d.nn.decoder import small_decoder
+from aware3d.nn.superresolution import dual_discriminator_input
 
 __all__ = [
     "MODELS",
@@ -85,12 +85,10 @@ def real_discriminator_images(generator: nn.Module, real: Tensor) -> Tensor:
     """
     if not isinstance(generator, BallGANGenerator):
         return real
-    size = real.shape[1:3]
     low = generator.neural_resolution
     x = rearrange(real, "b h w f -> b f h w")
     raw = F.interpolate(x, size=(low, low), mode="bilinear", align_corners=False, antialias=True)
-    raw = F.interpolate(raw, size=size, mode="bilinear", align_corners=False, antialias=True)
-    return torch.cat([real, rearrange(raw, "b f h w -> b h w f")], dim=-1)
+    return rearrange(dual_discriminator_input(x, raw), "b f h w -> b h w f")
 
 
 class ImageRenderer:

@@ -14,7 +14,6 @@ first three channels.
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -25,7 +24,11 @@ from aware3d.functional.compositing import CompositeResult
 from aware3d.functional.losses import ballgan_density_loss
 from aware3d.nn.background import SphericalBackground, ballgan_background
 from aware3d.nn.mapping import MappingNetwork, ballgan_background_mapping, gsgan_mapping
-from aware3d.nn.superresolution import SuperResolution, eg3d_superresolution
+from aware3d.nn.superresolution import (
+    SuperResolution,
+    dual_discriminator_input,
+    eg3d_superresolution,
+)
 from aware3d.nn.triplane import (
     TriplaneDecoder,
     TriplaneGenerator,
@@ -184,17 +187,17 @@ class BallGANGenerator(nn.Module):
         return ballgan_density_loss(fine.raw_densities, fine.t)
 
     def discriminator_images(self, out: BallGANOutput) -> Float[Tensor, "B C Ho Wo 6"]:
-        """EG3D's dual-discriminator input: the final image, then the raw image resized to it.
+        """EG3D's dual-discriminator input, channels last like the images.
 
-        The raw image is resized with antialiased bilinear filtering (EG3D's
-        ``filtered_resizing``), channels last like the images.
+        :func:`~aware3d.nn.dual_discriminator_input`: the final image, then the raw image resized
+        to it (antialiased bilinear, EG3D's ``filtered_resizing``).
         """
         views = out.images.shape[1]
-        size = out.images.shape[2:4]
-        raw = rearrange(out.images_raw, "b c h w f -> (b c) f h w")
-        raw = F.interpolate(raw, size=size, mode="bilinear", align_corners=False, antialias=True)
-        raw = rearrange(raw, "(b c) f h w -> b c h w f", c=views)
-        return torch.cat([out.images, raw], dim=-1)
+        pair = dual_discriminator_input(
+            rearrange(out.images, "b c h w f -> (b c) f h w"),
+            rearrange(out.images_raw, "b c h w f -> (b c) f h w"),
+        )
+        return rearrange(pair, "(b c) f h w -> b c h w f", c=views)
 
 
 def ballgan_ffhq256() -> BallGANGenerator:

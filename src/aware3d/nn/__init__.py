@@ -30,7 +30,11 @@ from aware3d.nn.losses import (
     SeparationLoss,
 )
 from aware3d.nn.mapping import MappingNetwork, ballgan_background_mapping, gsgan_mapping
-from aware3d.nn.superresolution import SuperResolution, eg3d_superresolution
+from aware3d.nn.superresolution import (
+    SuperResolution,
+    dual_discriminator_input,
+    eg3d_superresolution,
+)
 from aware3d.nn.triplane import (
     TriplaneDecoder,
     TriplaneDecoderOutput,
@@ -66,6 +70,7 @@ __all__ = [
     "VolumeRender",
     "ballgan_background",
     "ballgan_background_mapping",
+    "dual_discriminator_input",
     "eg3d_superresolution",
     "eg3d_triplane_256",
     "fir_taps",

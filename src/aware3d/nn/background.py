@@ -238,9 +238,7 @@ class SphericalBackground(nn.Module):
         self._check_cameras(cameras, w)
         rays = cameras.pixel_rays(width, height)
         features, t_bg = self.features_and_distance(rays.origins, rays.directions, w)
-        forward_axis = cameras.cam2world[..., None, None, :3, 2]
-        depth = t_bg[..., None] * (rays.directions * forward_axis).sum(-1, keepdim=True)
-        return features, depth
+        return features, cameras.pixel_depths(t_bg[..., None], rays.directions)
 
     def render(
         self, cameras: Cameras, width: int, height: int, w: Float[Tensor, "B *ws D"]
@@ -266,8 +264,7 @@ class SphericalBackground(nn.Module):
             raise TypeError(f"`cameras` must be Cameras, got {type(cameras).__name__}")
         rays = cameras.pixel_rays(width, height)
         t_bg = ray_sphere_exit(rays.origins, rays.directions, self.radius)
-        forward_axis = cameras.cam2world[..., None, None, :3, 2]
-        return t_bg[..., None] * (rays.directions * forward_axis).sum(-1, keepdim=True)
+        return cameras.pixel_depths(t_bg[..., None], rays.directions)
 
     @staticmethod
     def panorama_directions(

@@ -219,11 +219,9 @@ class TriplaneRenderer(nn.Module):
         result = composite_volume(*intervals, bg_features, bg_distance)
         assert result.depth is not None
         assert result.weights is not None
-        forward_axis = cameras.cam2world[..., None, None, :3, 2]
-        depth = result.depth * (rays.directions * forward_axis).sum(-1, keepdim=True)
         return VolumeRender(
             result.image,
-            depth,
+            cameras.pixel_depths(result.depth, rays.directions),
             result.opacity,
             result.bg_transmittance,
             background,

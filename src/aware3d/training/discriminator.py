@@ -21,6 +21,7 @@ from aware3d._validation import (
     value_checks_enabled,
 )
 from aware3d.nn.layers import LEAKY_GAIN, LEAKY_SLOPE, EqualizedLinear
+from aware3d.nn.superresolution import dual_discriminator_input
 
 __all__ = [
     "CameraConditionedDiscriminator",
@@ -273,45 +274,6 @@ class CameraConditionedDiscriminator(nn.Module):
         embedding = self.camera_mlp(labels)
         embedding = embedding * torch.rsqrt(embedding.square().mean(1, keepdim=True) + 1e-8)
         return (y * embedding).sum(1) / math.sqrt(self.embed_dim)
-
-
-@checked
-def dual_discriminator_input(
-    image: Float[Tensor, "B C H W"], image_raw: Float[Tensor, "B C h w"]
-) -> Float[Tensor, "B C2 H W"]:
-    """EG3D's dual-discriminator input: the final image and the raw image resized to its size.
-
-    ``cat([image, resize(image_raw, (H, W))], dim=1)``, the resize bilinear
-    (``align_corners=False``) and antialiased (EG3D's ``filter_mode='antialiased'``, its
-    default), so the discriminator sees both the super-resolved image and the neural rendering
-    it came from, and can penalise inconsistency between them. For real images EG3D makes
-    ``image_raw`` by resizing the real image down to the neural rendering resolution in the same
-    way (``F.interpolate(image, size=(64, 64), mode="bilinear", antialias=True)``).
-
-    Images are NCHW here; :class:`CameraConditionedDiscriminator` takes channels-last images,
-    so build it with ``image_channels=2 * C`` (6) and pass
-    ``einops.rearrange(x, "b c h w -> b h w c")``.
-
-    Args:
-        image: final images ``[B, C, H, W]``.
-        image_raw: raw (neural-rendered) images ``[B, C, h, w]``, usually smaller.
-
-    Returns:
-        ``[B, 2C, H, W]``: the final image's channels, then the resized raw image's.
-
-    Raises:
-        ValueError: for misshapen or mismatched inputs, and (value checks) non-finite values.
-    """
-    check_shape("image", image, ("B", "C", "H", "W"))
-    check_shape("image_raw", image_raw, (image.shape[0], image.shape[1], "h", "w"))
-    if value_checks_enabled():
-        check_values(finite_checks(image=image, image_raw=image_raw))
-    size = (image.shape[2], image.shape[3])
-    if tuple(image_raw.shape[2:]) != size:
-        image_raw = F.interpolate(
-            image_raw, size=size, mode="bilinear", align_corners=False, antialias=True
-        )
-    return torch.cat([image, image_raw], dim=1)
 
 
 def _minibatch_std(x: Tensor, group_size: int = 4) -> Tensor:
