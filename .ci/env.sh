@@ -14,12 +14,16 @@ if ! "$py" -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.
   echo "[setup] installing torch==2.13.0 (CPU build)"
   "$py" -m pip install "${pip_quiet[@]}" "torch==2.13.0"
 fi
-extras="${AWARE3D_EXTRAS:-test,docs,lint}"
+extras="${AWARE3D_EXTRAS:-train,test,docs,lint}"
 stamp="$venv/.aware3d-install-stamp"
 want="$(cat pyproject.toml | sha256sum | cut -c1-16)-$extras"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing aware3d[$extras] in editable mode"
   "$py" -m pip install "${pip_quiet[@]}" -e ".[$extras]"
+  # torch-fidelity (the standard FID Inception) declares torchvision, which has no CPU build for
+  # this torch; its Inception extractor does not need it, so it is installed without dependencies.
+  echo "[setup] installing torch-fidelity==0.4.0 without dependencies"
+  "$py" -m pip install "${pip_quiet[@]}" --no-deps "torch-fidelity==0.4.0"
   echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

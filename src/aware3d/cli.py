@@ -1,4 +1,8 @@
-"""The aware3d command line: `aware3d demo [options]` trains the demo 3D-aware GAN.
+"""The aware3d command line: ``demo``, ``train``, ``eval`` and ``render``.
+
+``aware3d demo`` trains the demo 3D-aware GAN in one go; ``aware3d train`` runs a recipe (one
+process, or ``torchrun --nproc_per_node N -m aware3d train ...``) with checkpoints and resume;
+``aware3d eval`` and ``aware3d render`` read a checkpoint.
 
 Every argument is checked before any work starts, so a typo is an argparse error naming the
 option, not a traceback after minutes of training.
@@ -12,6 +16,9 @@ from pathlib import Path
 #: Generators ``aware3d demo --model`` trains (mirrors ``aware3d.demo.models.MODELS``; a test
 #: keeps them equal without importing torch here).
 DEMO_MODELS = ("demo", "gsgan", "ballgan")
+#: Recipes ``aware3d train --recipe`` accepts (mirrors ``aware3d.trainer.recipes.RECIPES``; a
+#: test keeps them equal without importing torch here).
+TRAIN_RECIPES = ("demo", "gsgan-ffhq256", "gsgan-ffhq512", "ballgan-ffhq256")
 #: Resolutions the demo's discriminator accepts.
 RESOLUTIONS = (16, 32, 64, 128, 256)
 #: Synthetic scenes are seen from this many cameras each, so ``--max-images`` needs at least one
@@ -108,7 +115,8 @@ def _output_folder(text: str) -> Path:
     return path
 
 
-def _demo(args: argparse.Namespace) -> None:
+def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    del parser
     from aware3d.demo.run import run_demo
     from aware3d.demo.train import DemoConfig
 
@@ -126,6 +134,197 @@ def _demo(args: argparse.Namespace) -> None:
         config=config,
         max_images=args.max_images,
     )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
+    return path
+
+
+def _checkpoint_folder(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return path
+
+
+def _train_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items plus the shortcut flags, as ``key=value`` strings."""
+    overrides = list(args.set or [])
+    for flag, key in (("batch", "batch"), ("seed", "seed"), ("steps", "steps")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if args.kimg is not None:
+        overrides += [f"kimg={args.kimg}", "steps=0"]
+    return overrides
+
+
+def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from aware3d.trainer.loop import STOPPED_EXIT_CODE, train
+    from aware3d.trainer.recipes import RECIPES, apply_overrides
+
+    try:
+        config = apply_overrides(RECIPES[args.recipe](), _train_overrides(args))
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+    result = train(
+        config, out=args.out, data=args.data, device=args.device, resume=args.resume,
+        inception_weights=args.inception_weights, progress=not args.no_progress,
+    )  # fmt: skip
+    if result.stopped:
+        raise SystemExit(STOPPED_EXIT_CODE)
+
+
+def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    del parser
+    import json
+
+    from aware3d._io import atomic_write_text
+    from aware3d.trainer.checkpoint_models import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(
+        args.checkpoint, data=args.data, device=args.device, images=args.images,
+        inception_weights=args.inception_weights,
+    )  # fmt: skip
+    text = json.dumps(metrics, indent=2)
+    print(text)
+    if args.out is not None:
+        atomic_write_text(args.out, text + "\n")
+
+
+def _render(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    del parser
+    from aware3d.trainer.checkpoint_models import render_checkpoint
+
+    written = render_checkpoint(
+        args.checkpoint, args.out, device=args.device, count=args.count, seed=args.seed
+    )
+    for name, path in written.items():
+        print(f"{name}: {path}")
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a recipe (single process, or under torchrun) with checkpoints and resume",
+        description="Trains a recipe. Run it as is for one process, or as `torchrun "
+        "--nproc_per_node N -m aware3d train ...` for N processes (DistributedDataParallel; gloo "
+        "on CPU, nccl on CUDA). Writes DIR/checkpoints/step-<8 digits>/, DIR/log.jsonl, "
+        "DIR/tensorboard/ and DIR/images/.",
+    )
+    train.add_argument(
+        "--recipe",
+        choices=TRAIN_RECIPES,
+        required=True,
+        help="the recipe (typed hyper-parameters; see the training docs)",
+    )
+    train.add_argument(
+        "--data",
+        type=_existing_path,
+        default=None,
+        help="EG3D data set folder or zip (the demo recipe: synthetic scenes when absent)",
+    )
+    train.add_argument("--out", type=_output_folder, required=True, help="the run's folder")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive_int, default=None, help="training steps")
+    length.add_argument(
+        "--kimg", type=_positive_float, default=None, help="training length in thousands of images"
+    )
+    train.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=None,
+        help="global batch (divided among the processes)",
+    )
+    train.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR|auto",
+        help="continue from a checkpoint folder, a run folder (its newest), or "
+        "auto (the newest in --out; a fresh start when there is none)",
+    )
+    train.add_argument(
+        "--device",
+        type=_device,
+        default="cpu",
+        help="cpu, cuda (each process its LOCAL_RANK) or cuda:N",
+    )
+    train.add_argument("--seed", type=_nonnegative_int, default=None, help="the run's seed")
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a recipe field (repeatable); tuples comma-separated",
+    )
+    train.add_argument(
+        "--inception-weights",
+        type=_existing_file,
+        default=None,
+        help="the FID Inception's weights file (else $AWARE3D_INCEPTION_WEIGHTS "
+        "or torch-fidelity's cache; FID/KID are skipped when none is found)",
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_train)
+
+
+def _add_checkpoint_parsers(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser(
+        "eval", help="metrics of a checkpoint's EMA generator (SWD; FID/KID with local weights)"
+    )
+    evaluate.add_argument(
+        "--checkpoint",
+        type=_checkpoint_folder,
+        required=True,
+        help="a checkpoint folder or a run folder (its newest checkpoint)",
+    )
+    evaluate.add_argument(
+        "--data",
+        type=_existing_path,
+        default=None,
+        help="EG3D data set (the demo recipe: its synthetic scenes if absent)",
+    )
+    evaluate.add_argument(
+        "--images",
+        type=_positive_int,
+        default=None,
+        help="images per set (default: the recipe's metric_images)",
+    )
+    evaluate.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N")
+    evaluate.add_argument(
+        "--inception-weights",
+        type=_existing_file,
+        default=None,
+        help="the FID Inception's weights file",
+    )
+    evaluate.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    evaluate.set_defaults(handler=_eval)
+    render = commands.add_parser(
+        "render", help="a checkpoint's samples: grid, turntable GIF, depth and PLY"
+    )
+    render.add_argument(
+        "--checkpoint",
+        type=_checkpoint_folder,
+        required=True,
+        help="a checkpoint folder or a run folder (its newest checkpoint)",
+    )
+    render.add_argument("--out", type=_output_folder, required=True, help="output folder")
+    render.add_argument("--count", type=_positive_int, default=16, help="samples in the grid")
+    render.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the latents")
+    render.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N")
+    render.set_defaults(handler=_render)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
         "default: %(default)s)",
     )
     demo.set_defaults(handler=_demo)
+    _add_train_parser(commands)
+    _add_checkpoint_parsers(commands)
     return parser
 
 
@@ -219,8 +420,9 @@ def _demo_defaults() -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``aware3d`` console script."""
-    args = build_parser().parse_args(argv)
-    args.handler(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.handler(args, parser)
 
 
 if __name__ == "__main__":

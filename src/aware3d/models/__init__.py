@@ -15,7 +15,13 @@ from aware3d.models.ballgan import (
     ballgan_ffhq256,
     ballgan_small,
 )
-from aware3d.models.gsgan import GSGANGenerator, GSGANOutput, gsgan_ffhq256, gsgan_small
+from aware3d.models.gsgan import (
+    GSGANGenerator,
+    GSGANOutput,
+    gsgan_ffhq256,
+    gsgan_ffhq512,
+    gsgan_small,
+)
 
 __all__ = [
     "BallGANGenerator",
@@ -25,5 +31,6 @@ __all__ = [
     "ballgan_ffhq256",
     "ballgan_small",
     "gsgan_ffhq256",
+    "gsgan_ffhq512",
     "gsgan_small",
 ]

@@ -23,7 +23,7 @@ from aware3d.functional.splat import SplatOutput, rasterize
 from aware3d.gaussians import Gaussians
 from aware3d.nn.background import SphericalBackground
 from aware3d.nn.background_gaussians import GaussianBackground
-from aware3d.nn.decoder import HierarchicalGaussianDecoder, gsgan_256, small_decoder
+from aware3d.nn.decoder import HierarchicalGaussianDecoder, gsgan_256, gsgan_512, small_decoder
 from aware3d.nn.mapping import MappingNetwork, gsgan_mapping
 
 __all__ = ["GSGANGenerator", "GSGANOutput", "gsgan_ffhq256", "gsgan_small"]
@@ -165,6 +165,20 @@ def gsgan_ffhq256(background: BackgroundKind = "sphere") -> GSGANGenerator:
         background: ``"sphere"`` or ``"gaussians"``.
     """
     decoder = gsgan_256()
+    mapping = gsgan_mapping(decoder.num_ws + 1)
+    return GSGANGenerator(mapping, decoder, _background(background, 512))
+
+
+def gsgan_ffhq512(background: BackgroundKind = "sphere") -> GSGANGenerator:
+    """GSGAN's FFHQ 512 generator: as :func:`gsgan_ffhq256` with :func:`~aware3d.nn.gsgan_512`.
+
+    GSGAN's ``_scripts/train_ffhq512.sh`` (``res_end`` 256: six levels, 349,440 Gaussians,
+    rendered at 512 px).
+
+    Args:
+        background: ``"sphere"`` or ``"gaussians"``.
+    """
+    decoder = gsgan_512()
     mapping = gsgan_mapping(decoder.num_ws + 1)
     return GSGANGenerator(mapping, decoder, _background(background, 512))
 

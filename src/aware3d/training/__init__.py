@@ -1,6 +1,7 @@
 """Training helpers: GAN losses, R1, EMA, discriminator, pose swaps, checkpoints, metrics."""
 
 from aware3d.training.augment import AUGMENTATIONS, diff_augment
+from aware3d.training.blur import blur_kernel, blur_sigma, discriminator_blur
 from aware3d.training.checkpoint import load_checkpoint, save_checkpoint
 from aware3d.training.discriminator import (
     CameraConditionedDiscriminator,
@@ -30,8 +31,11 @@ __all__ = [
     "ContrastiveOutput",
     "EqualizedConv2d",
     "SlicedWasserstein",
+    "blur_kernel",
+    "blur_sigma",
     "camera_contrastive_loss",
     "diff_augment",
+    "discriminator_blur",
     "discriminator_loss",
     "dual_discriminator_input",
     "ema_beta",

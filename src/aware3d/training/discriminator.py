@@ -125,13 +125,16 @@ class CameraConditionedDiscriminator(nn.Module):
     discriminator only through this branch.
 
     Args:
-        resolution: input size, a power of two in [16, 256] (the demo uses 32 to 64).
+        resolution: input size, a power of two in [16, 512] (the demo uses 32 to 64).
         image_channels: channels of the input images.
         channel_base: channels are ``min(channel_base // res, channel_max)`` at resolution ``res``.
         channel_max: the most channels of any block.
         embed_dim: width of the projection.
         camera_conditioned: use the camera label.
         contrastive_dim: width of the camera-contrastive embeddings, or ``None`` for no branch.
+        mbstd_group_size: minibatch standard-deviation group size (StyleGAN2's 4; the groups are
+            interleaved, sample ``i`` with ``i + k * B / G``, as StyleGAN2's; 1 makes every
+            sample's score independent of the rest of the batch).
     """
 
     def __init__(
@@ -144,11 +147,12 @@ class CameraConditionedDiscriminator(nn.Module):
         embed_dim: int = 128,
         camera_conditioned: bool = True,
         contrastive_dim: int | None = None,
+        mbstd_group_size: int = 4,
     ) -> None:
         super().__init__()
         check_positive_int("resolution", resolution)
-        if resolution < 16 or resolution > 256 or resolution & (resolution - 1):
-            raise ValueError(f"`resolution` must be a power of two in [16, 256], got {resolution}")
+        if resolution < 16 or resolution > 512 or resolution & (resolution - 1):
+            raise ValueError(f"`resolution` must be a power of two in [16, 512], got {resolution}")
         check_positive_int("image_channels", image_channels)
         check_positive_int("channel_base", channel_base)
         check_positive_int("channel_max", channel_max)
@@ -156,6 +160,7 @@ class CameraConditionedDiscriminator(nn.Module):
         check_bool("camera_conditioned", camera_conditioned)
         if contrastive_dim is not None:
             check_positive_int("contrastive_dim", contrastive_dim)
+        self.mbstd_group_size = check_positive_int("mbstd_group_size", mbstd_group_size)
         self.resolution = resolution
         self.image_channels = image_channels
         self.camera_conditioned = camera_conditioned
@@ -267,7 +272,7 @@ class CameraConditionedDiscriminator(nn.Module):
     def _score(self, x8: Tensor, labels: Tensor | None) -> Tensor:
         """Logits from the 8x8 feature map: the last block, minibatch std, head, projection."""
         x = self.blocks[-1](x8)
-        x = torch.cat([x, _minibatch_std(x)], dim=1)
+        x = torch.cat([x, _minibatch_std(x, self.mbstd_group_size)], dim=1)
         y = self.out(self.final_fc(self.final_conv(x).flatten(1)))
         if not self.camera_conditioned or labels is None:
             return y[:, 0]

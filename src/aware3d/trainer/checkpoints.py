@@ -1,0 +1,307 @@
+"""Training checkpoints: ``DIR/checkpoints/step-<8 digits>/``, published atomically, last K kept.
+
+A checkpoint folder holds one safetensors file per network and per optimizer
+(``generator``, ``generator_ema``, ``discriminator``, ``optimizer_generator``,
+``optimizer_discriminator``) and two JSON files: ``config.json`` (the resolved recipe) and
+``state.json`` (step, images seen, every process's RNG states, the data-loader position and the
+optimizers' hyper-parameters). No pickle is written or read.
+
+The folder is written complete under a hidden temporary name (``.step-...tmp-<pid>``), each file
+synced, and only then renamed to its final name, so a crash or a kill at any moment leaves either
+no new checkpoint or a complete one; the newest complete checkpoint is what ``--resume auto``
+finds. Older checkpoints beyond the newest ``keep`` are deleted after a new one is published.
+"""
+
+import base64
+import json
+import os
+import random
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+__all__ = [
+    "CHECKPOINT_FOLDER",
+    "capture_rng",
+    "find_latest_checkpoint",
+    "list_checkpoints",
+    "load_training_checkpoint",
+    "restore_rng",
+    "save_training_checkpoint",
+    "step_folder_name",
+]
+
+CHECKPOINT_FOLDER = "checkpoints"
+_STEP_PATTERN = re.compile(r"^step-(\d{8})$")
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"
+
+
+def step_folder_name(step: int) -> str:
+    """``step-<step as 8 digits>``."""
+    return f"step-{step:08d}"
+
+
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """The complete checkpoints of a run, oldest first (temporary folders are ignored)."""
+    folder = Path(run_dir) / CHECKPOINT_FOLDER
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and _STEP_PATTERN.match(p.name)]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
+def find_latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The newest complete checkpoint of a run, or ``None``."""
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+# ---------------------------------------------------------------------- RNG states
+
+
+def _encode_bytes(state: torch.Tensor) -> str:
+    return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _decode_bytes(text: str) -> torch.Tensor:
+    data = bytearray(base64.b64decode(text.encode("ascii")))
+    return torch.frombuffer(data, dtype=torch.uint8).clone()
+
+
+def capture_rng(generators: Mapping[str, torch.Generator]) -> dict[str, Any]:
+    """This process's RNG states as JSON-ready data.
+
+    Covers the named ``torch.Generator`` objects, torch's default CPU generator, every CUDA
+    device's generator (when CUDA is initialised), Python's ``random`` and NumPy's legacy global
+    generator.
+    """
+    numpy_state = np.random.get_state()  # noqa: NPY002 (the legacy global generator is saved)
+    state: dict[str, Any] = {
+        "generators": {name: _encode_bytes(g.get_state()) for name, g in generators.items()},
+        "torch": _encode_bytes(torch.get_rng_state()),
+        "python": json.loads(json.dumps(random.getstate())),
+        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],  # type: ignore[index]
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [_encode_bytes(s) for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng(state: Mapping[str, Any], generators: Mapping[str, torch.Generator]) -> None:
+    """Restores what :func:`capture_rng` captured (the named generators must match).
+
+    Raises:
+        ValueError: if the named generators differ from those captured.
+    """
+    stored = state["generators"]
+    if set(stored) != set(generators):
+        raise ValueError(
+            f"the checkpoint has RNG streams {sorted(stored)}, this run has {sorted(generators)}"
+        )
+    for name, generator in generators.items():
+        generator.set_state(_decode_bytes(stored[name]))
+    torch.set_rng_state(_decode_bytes(state["torch"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        (
+            kind,
+            np.asarray(keys, dtype=np.uint32),
+            pos,
+            has_gauss,
+            cached,
+        )
+    )
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = [_decode_bytes(s) for s in state["cuda"]]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+# ---------------------------------------------------------------------- tensors
+
+
+def _module_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def _optimizer_parts(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimizer's state split into tensors (safetensors) and the rest (JSON)."""
+    state_dict = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in state_dict["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{index}.{key}"] = value.detach().to("cpu").contiguous().clone()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    meta = {"param_groups": state_dict["param_groups"], "scalars": scalars}
+    return tensors, meta
+
+
+def _optimizer_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, index, key = name.split(".", 2)
+        state.setdefault(int(index), {})[key] = value
+    for index, entries in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(entries)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True).encode("utf-8")
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def save_training_checkpoint(
+    run_dir: str | os.PathLike[str],
+    step: int,
+    *,
+    modules: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    config: Mapping[str, Any],
+    state: Mapping[str, Any],
+    keep: int,
+) -> Path:
+    """Publishes ``DIR/checkpoints/step-<step>/`` atomically, then keeps the newest ``keep``.
+
+    Args:
+        run_dir: the run's output folder.
+        step: steps completed.
+        modules: name -> network (one safetensors file each).
+        optimizers: name -> optimizer (one safetensors file each, hyper-parameters in
+            ``state.json``).
+        config: the resolved recipe (``config.json``).
+        state: step, images seen, RNG states, data position (``state.json``; must be JSON).
+        keep: how many of the newest checkpoints to keep (>= 1).
+
+    Returns:
+        The published folder.
+    """
+    if keep < 1:
+        raise ValueError(f"`keep` must be >= 1, got {keep}")
+    folder = Path(run_dir) / CHECKPOINT_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / step_folder_name(step)
+    files: dict[str, bytes] = {}
+    for name, module in modules.items():
+        files[f"{name}.safetensors"] = save_safetensors(_module_tensors(module))
+    optimizer_meta = {}
+    for name, optimizer in optimizers.items():
+        tensors, meta = _optimizer_parts(optimizer)
+        files[f"{name}.safetensors"] = save_safetensors(tensors)
+        optimizer_meta[name] = meta
+    files[CONFIG_FILE] = _json_bytes(dict(config))
+    files[STATE_FILE] = _json_bytes({**state, "optimizers": optimizer_meta})
+    temp = folder / f".{final.name}.tmp-{os.getpid()}"
+    if temp.exists():
+        shutil.rmtree(temp)
+    temp.mkdir()
+    try:
+        for name, data in files.items():
+            _write_synced(temp / name, data)
+        if final.exists():  # the same step written again (e.g. after a resume): replace it
+            old = folder / f".{final.name}.old-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(temp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(temp, final)
+    finally:
+        if temp.exists():
+            shutil.rmtree(temp, ignore_errors=True)
+    for stale in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.parent} has no {path.name}: not a training checkpoint")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return data
+
+
+def read_checkpoint_config(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
+    """The resolved recipe stored in a checkpoint folder."""
+    return _read_json(Path(checkpoint) / CONFIG_FILE)
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.parent} has no {path.name}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from None
+
+
+def load_training_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    *,
+    modules: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+) -> dict[str, Any]:
+    """Loads a checkpoint's networks (and optimizers) strictly; returns ``state.json``.
+
+    Every file is read and checked (keys, shapes, dtypes) before any module changes.
+
+    Raises:
+        FileNotFoundError: for a missing file.
+        ValueError: for unreadable files or weights that do not match a module.
+    """
+    folder = Path(checkpoint)
+    state = _read_json(folder / STATE_FILE)
+    loaded: dict[str, dict[str, torch.Tensor]] = {}
+    for name, module in modules.items():
+        tensors = _read_tensors(folder / f"{name}.safetensors")
+        current = module.state_dict()
+        missing = sorted(set(current) - set(tensors))
+        unexpected = sorted(set(tensors) - set(current))
+        if missing or unexpected:
+            raise ValueError(
+                f"{folder / (name + '.safetensors')} does not match the {name}: missing "
+                f"{missing[:5]}, unexpected {unexpected[:5]} (was it written by another recipe "
+                "or model?)"
+            )
+        for key, value in current.items():
+            stored = tensors[key]
+            if stored.shape != value.shape or stored.dtype != value.dtype:
+                raise ValueError(
+                    f"{folder / (name + '.safetensors')}: {key!r} is {stored.dtype} "
+                    f"{list(stored.shape)}, the {name} expects {value.dtype} {list(value.shape)}"
+                )
+        loaded[name] = tensors
+    optimizer_states = {}
+    for name in optimizers or {}:
+        tensors = _read_tensors(folder / f"{name}.safetensors")
+        optimizer_states[name] = _optimizer_state(tensors, state["optimizers"][name])
+    for name, module in modules.items():
+        module.load_state_dict(loaded[name])
+    for name, optimizer in (optimizers or {}).items():
+        optimizer.load_state_dict(optimizer_states[name])
+    return state
