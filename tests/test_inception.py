@@ -5,6 +5,7 @@ saved by the test itself; the distances are checked against references written h
 """
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -425,3 +426,22 @@ def test_fid_kid_bad_input():
         fid_kid(real, fake, kid_subsets=0)
     with pytest.raises(ValueError, match="`real_features` must be finite"):
         fid_kid(torch.full_like(real, float("inf")), fake)
+
+
+def test_the_evaluator_reports_fid_and_kid_with_local_weights(random_weights: Path):
+    from aware3d.data.synthetic import SyntheticScenes
+    from aware3d.trainer.distributed import DistributedContext
+    from aware3d.trainer.evaluate import Evaluator
+    from aware3d.trainer.models import build_generator
+    from aware3d.trainer.recipes import DemoRecipe
+
+    config = DemoRecipe(resolution=16, metric_images=4, z_dim=8, w_dim=8, decoder_levels=2)
+    scenes = SyntheticScenes(num_scenes=1, views_per_scene=4, resolution=16,
+                             value_range=(-1.0, 1.0))  # fmt: skip
+    ctx = DistributedContext(0, 1, 0, torch.device("cpu"))
+    evaluator = Evaluator(scenes, config, ctx, random_weights, announce=False)
+    torch.manual_seed(0)
+    metrics = evaluator(build_generator(config))
+    assert set(metrics) == {"swd", "fid", "kid_mean", "kid_std"}
+    assert all(math.isfinite(v) for v in metrics.values()) and metrics["fid"] > 0
+    assert evaluator(build_generator(config))["fid"] != metrics["fid"]  # another generator
