@@ -340,7 +340,18 @@ def test_resume_refuses_a_changed_network_and_reports_other_changes(tmp_path):
     changed = run_train("--out", str(tmp_path), "--steps", "2", "--resume", str(tmp_path),
                         "--set", "lr_generator=0.001")  # fmt: skip
     assert "resumed from" in changed.stdout and "lr_generator: 0.0025 -> 0.001" in changed.stdout
-    assert checkpoints.find_latest_checkpoint(tmp_path).name == "step-00000002"
+    latest = checkpoints.find_latest_checkpoint(tmp_path)
+    assert latest.name == "step-00000002"
+    groups = json.loads((latest / "state.json").read_text())["optimizers"]
+    assert groups["optimizer_generator"]["param_groups"][0]["lr"] == 0.001  # took effect
+    assert groups["optimizer_discriminator"]["param_groups"][0]["lr"] == 0.001  # the demo's
+    for field in ("seed=1", "r1_interval=1"):
+        result = run_train("--out", str(tmp_path), "--steps", "3", "--resume", "auto",
+                           "--set", field, check=False)  # fmt: skip
+        if field.startswith("seed"):
+            assert result.returncode != 0 and "cannot change on resume" in result.stderr
+        else:  # any other field may change
+            assert result.returncode == 0, result.stderr
     missing = run_train("--out", str(tmp_path / "new"), "--steps", "1", "--resume",
                         str(tmp_path / "new"), check=False)  # fmt: skip
     assert missing.returncode != 0 and "no checkpoint" in missing.stderr

@@ -1,5 +1,6 @@
 """A trained checkpoint's generator, and what ``aware3d eval`` and ``aware3d render`` do with it."""
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ def load_generator(
     config = config_from_json(checkpoints.read_checkpoint_config(folder))
     generator = build_generator(config)
     state = checkpoints.load_training_checkpoint(folder, modules={"generator_ema": generator})
+    state["folder"] = str(folder)
     return generator.to(device).eval().requires_grad_(False), config, state
 
 
@@ -50,20 +52,14 @@ def evaluate_checkpoint(
     """
     generator, config, state = load_generator(checkpoint, device)
     if images is not None:
-        config = type(config)(**{**_fields(config), "metric_images": images})
+        config = dataclasses.replace(config, metric_images=images)
     dataset = open_dataset(data, config)
     ctx = DistributedContext(0, 1, 0, torch.device(device))
     evaluator = Evaluator(dataset, config, ctx, inception_weights)
     metrics = evaluator(generator)
-    return {"checkpoint": str(checkpoint), "step": state["step"],
+    return {"checkpoint": str(state["folder"]), "step": state["step"],
             "kimg": state["images_seen"] / 1000, "images": evaluator.count,
             "metrics": metrics}  # fmt: skip
-
-
-def _fields(config: TrainConfig) -> dict[str, Any]:
-    import dataclasses
-
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
 def render_checkpoint(
@@ -76,8 +72,9 @@ def render_checkpoint(
 ) -> dict[str, Path]:
     """Writes a checkpoint's samples (grid, turntable GIF, depth, PLY) into ``out``.
 
-    The cameras are the training data's when the recipe used synthetic scenes, else EG3D's FFHQ
-    frontal camera family drawn by the synthetic-scene sampler (no data set is needed).
+    The cameras are drawn, seeded by ``seed``, by the synthetic scenes' camera sampler (EG3D's
+    FFHQ poses: radius 2.7 around the frontal view, FFHQ's focal length), so no data set is
+    needed.
     """
     from aware3d.data.synthetic import SyntheticScenes
     from aware3d.trainer.render import render_outputs

@@ -395,28 +395,22 @@ def fid_kid(
     kid_subset_size: int = 1000,
     seed: int = 0,
 ) -> FidKid:
-    r"""FID and KID between two sets of features, by torchmetrics (in float64).
+    """FID and KID between two sets of features, by torchmetrics (in float64).
 
-    With the means :math:`\mu_r, \mu_f` and the unbiased covariances :math:`S_r, S_f` of the
-    real and generated features,
+    With the means ``mu_r, mu_f`` and the unbiased covariances ``S_r, S_f`` of the real and
+    generated features,
 
-    .. math::
-
-        \mathrm{FID} = \lVert \mu_r - \mu_f \rVert^2
-            + \operatorname{Tr}\bigl(S_r + S_f - 2 (S_r S_f)^{1/2}\bigr),
+    ``FID = |mu_r - mu_f|^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))``,
 
     the squared Fréchet distance between the two Gaussians (torchmetrics takes the trace of the
-    square root as the sum of the square roots of the eigenvalues of :math:`S_r S_f`; rounding
-    can make the FID of a set with itself a tiny negative number). KID is the unbiased squared
-    maximum mean discrepancy with the cubic polynomial kernel
-    :math:`k(x, y) = (x \cdot y / d + 1)^3` (:math:`d` the feature width): for ``kid_subsets``
-    pairs of random subsets of ``m`` real features :math:`x_i` and ``m`` generated ones
-    :math:`y_j`,
+    square root as the sum of the square roots of the eigenvalues of ``S_r S_f``; rounding can
+    make the FID of a set with itself a tiny negative number). KID is the unbiased squared
+    maximum mean discrepancy with the cubic polynomial kernel ``k(x, y) = (x . y / d + 1)^3``
+    (``d`` the feature width): for ``kid_subsets`` pairs of random subsets of ``m`` real
+    features ``x_i`` and ``m`` generated ones ``y_j``,
 
-    .. math::
-
-        \mathrm{MMD}^2 = \frac{1}{m(m-1)} \sum_{i \ne j} \bigl(k(x_i, x_j) + k(y_i, y_j)\bigr)
-            - \frac{2}{m^2} \sum_{i, j} k(x_i, y_j),
+    ``MMD^2 = 1 / (m (m - 1)) sum_{i != j} (k(x_i, x_j) + k(y_i, y_j))``
+    ``- 2 / m^2 sum_{i,j} k(x_i, y_j)``,
 
     reported as the mean and the standard deviation over the subsets.
 

@@ -52,7 +52,9 @@ __all__ = ["TrainResult", "build_networks", "resolve_resume", "train"]
 
 #: Exit status of a run stopped by SIGTERM/SIGINT after writing its checkpoint.
 STOPPED_EXIT_CODE = 143
-_IMMUTABLE_ON_RESUME = ("model", "resolution")
+#: Fields a resumed run may not change: the networks' shapes, the data (and the meaning of the
+#: stored data position, counted in batches) and the seeds of the streams.
+_IMMUTABLE_ON_RESUME = ("model", "resolution", "batch", "seed", "synthetic_images")
 
 
 @dataclass
@@ -85,14 +87,9 @@ def build_networks(config: TrainConfig, ctx: DistributedContext) -> Networks:
     channels = int(getattr(generator, "image_channels"))  # noqa: B009
     discriminator = build_discriminator(config, channels).to(ctx.device)
     generator_ema = make_ema(generator)
-    ratio = config.r1_interval / (config.r1_interval + 1) if config.lazy_adjust else 1.0
-    opt_g = torch.optim.Adam(
-        generator.parameters(), lr=config.lr_generator, betas=config.betas, eps=config.adam_eps
-    )
-    opt_d = torch.optim.Adam(
-        discriminator.parameters(), lr=config.lr_discriminator * ratio,
-        betas=(config.betas[0] ** ratio, config.betas[1] ** ratio), eps=config.adam_eps,
-    )  # fmt: skip
+    opt_g = torch.optim.Adam(generator.parameters())
+    opt_d = torch.optim.Adam(discriminator.parameters())
+    apply_optimizer_settings(config, opt_g, opt_d)
     generator_train: torch.nn.Module = generator
     discriminator_train: torch.nn.Module = DiscriminatorPass(discriminator)
     if ctx.distributed:
@@ -105,6 +102,27 @@ def build_networks(config: TrainConfig, ctx: DistributedContext) -> Networks:
         )
     return Networks(generator, generator_ema, discriminator, generator_train,
                     discriminator_train, opt_g, opt_d)  # fmt: skip
+
+
+def apply_optimizer_settings(
+    config: TrainConfig, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer
+) -> None:
+    """Sets the recipe's learning rates, betas and eps on both optimizers.
+
+    The discriminator's lr and betas get StyleGAN2's lazy-regularisation compensation
+    ``c = interval / (interval + 1)`` (``lr * c``, ``beta ** c``) when ``lazy_adjust`` is set.
+    Called after a resume too, so a changed ``--set lr_generator=...`` takes effect (the
+    optimizers' stored state would otherwise bring the old values back).
+    """
+    ratio = config.r1_interval / (config.r1_interval + 1) if config.lazy_adjust else 1.0
+    settings = (
+        (opt_g, config.lr_generator, config.betas),
+        (opt_d, config.lr_discriminator * ratio, (config.betas[0] ** ratio,
+                                                   config.betas[1] ** ratio)),
+    )  # fmt: skip
+    for optimizer, lr, betas in settings:
+        for group in optimizer.param_groups:
+            group.update(lr=lr, betas=betas, eps=config.adam_eps)
 
 
 def resolve_resume(resume: str | None, out: Path) -> Path | None:
@@ -252,6 +270,7 @@ def _train(
             optimizers={"optimizer_generator": nets.opt_g,
                         "optimizer_discriminator": nets.opt_d},
         )  # fmt: skip
+        apply_optimizer_settings(config, nets.opt_g, nets.opt_d)
         if state["world_size"] != ctx.world_size:
             raise ValueError(
                 f"{checkpoint} was written by {state['world_size']} process(es); resume it with "
