@@ -355,3 +355,23 @@ def test_resume_refuses_a_changed_network_and_reports_other_changes(tmp_path):
     missing = run_train("--out", str(tmp_path / "new"), "--steps", "1", "--resume",
                         str(tmp_path / "new"), check=False)  # fmt: skip
     assert missing.returncode != 0 and "no checkpoint" in missing.stderr
+
+
+def test_the_demo_recipe_keeps_the_demo_commands_settings():
+    from aware3d.demo.train import DemoConfig
+
+    demo, recipe = DemoConfig(), DemoRecipe()
+    same = {
+        "resolution": "resolution", "batch": "batch", "seed": "seed", "z_dim": "z_dim",
+        "w_dim": "w_dim", "decoder_levels": "decoder_levels", "decoder_blocks": "decoder_blocks",
+        "initial_radius": "initial_radius", "lr_generator": "lr_generator",
+        "lr_discriminator": "lr_discriminator", "r1_gamma": "r1_gamma",
+        "r1_interval": "r1_interval", "separation_weight": "separation_weight",
+        "distortion_weight": "foreground_loss_weight", "ema_rampup": "ema_rampup",
+        "augment": "augment", "background_freqs": "background_freqs", "model": "demo_model",
+        "metric_images": "metric_images", "log_every": "log_every",
+    }  # fmt: skip
+    for demo_name, recipe_name in same.items():
+        assert getattr(demo, demo_name) == getattr(recipe, recipe_name), demo_name
+    assert demo.ema_half_life_images == recipe.ema_kimg * 1000
+    assert demo.steps * demo.batch == recipe.kimg * 1000

@@ -16,6 +16,7 @@ current step with a checkpoint (all processes agree on the step), and ``--resume
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import signal
 import sys
@@ -80,6 +81,22 @@ class TrainResult:
     networks: Networks
 
 
+def _wrap(
+    module: torch.nn.Module, device_ids: list[int] | None, *, sync_buffers: bool
+) -> DistributedDataParallel:
+    """``module`` in DDP; ``sync_buffers=False`` leaves the buffers to the loop (averaged).
+
+    ``find_unused_parameters`` is on: BallGAN's super-resolution noise strengths are unused
+    (EG3D renders it without noise) and so is GSGAN's contrastive branch at weight 0.
+    """
+    options: dict[str, Any] = {"device_ids": device_ids, "find_unused_parameters": True}
+    if not sync_buffers:  # newer torch renames the option (and still syncs at construction)
+        accepted = inspect.signature(DistributedDataParallel.__init__).parameters
+        name = "forward_sync_buffers" if "forward_sync_buffers" in accepted else "broadcast_buffers"
+        options[name] = False
+    return DistributedDataParallel(module, **options)
+
+
 def build_networks(config: TrainConfig, ctx: DistributedContext) -> Networks:
     """The recipe's networks and optimizers on ``ctx.device`` (seeded by ``config.seed``)."""
     torch.manual_seed(config.seed)
@@ -94,12 +111,8 @@ def build_networks(config: TrainConfig, ctx: DistributedContext) -> Networks:
     discriminator_train: torch.nn.Module = DiscriminatorPass(discriminator)
     if ctx.distributed:
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        generator_train = DistributedDataParallel(
-            generator, device_ids=device_ids, find_unused_parameters=True, broadcast_buffers=False
-        )
-        discriminator_train = DistributedDataParallel(
-            discriminator_train, device_ids=device_ids, find_unused_parameters=True
-        )
+        generator_train = _wrap(generator, device_ids, sync_buffers=False)
+        discriminator_train = _wrap(discriminator_train, device_ids, sync_buffers=True)
     return Networks(generator, generator_ema, discriminator, generator_train,
                     discriminator_train, opt_g, opt_d)  # fmt: skip
 
