@@ -66,14 +66,32 @@ def latent_dim(generator: nn.Module) -> int:
     return int(getattr(generator, "z_dim"))  # noqa: B009
 
 
-def generate(generator: nn.Module, z: Tensor, cameras: Cameras, resolution: int) -> Any:
-    """Renders ``z [B, latent_dim]`` from ``cameras [B, C]`` at ``resolution``."""
-    if isinstance(generator, BallGANGenerator):
+def generate(
+    generator: nn.Module,
+    z: Tensor,
+    cameras: Cameras,
+    resolution: int,
+    *,
+    c: Tensor | None = None,
+    module: nn.Module | None = None,
+) -> Any:
+    """Renders ``z [B, latent_dim]`` from ``cameras [B, C]`` at ``resolution`` (square).
+
+    Args:
+        generator: the generator, or the ``DistributedDataParallel`` wrapping it.
+        z: latents (for BallGAN, the foreground then the background latent).
+        cameras: ``Cameras [B, C]``.
+        resolution: output size.
+        c: conditioning labels ``[B, 25]`` (default: each scene's first camera).
+        module: the generator itself when ``generator`` is its wrapper.
+    """
+    inner = generator if module is None else module
+    if isinstance(inner, BallGANGenerator):
         return generator(
-            z[:, : generator.z_dim], cameras, resolution, resolution,
-            z_background=z[:, generator.z_dim :],
+            z[:, : inner.z_dim], cameras, resolution, resolution, c=c,
+            z_background=z[:, inner.z_dim :],
         )  # fmt: skip
-    return generator(z, cameras, resolution, resolution)
+    return generator(z, cameras, resolution, resolution, c=c)
 
 
 def real_discriminator_images(generator: nn.Module, real: Tensor) -> Tensor:

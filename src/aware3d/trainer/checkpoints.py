@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 from torch import nn
+
+from aware3d.training.checkpoint import check_module_state, read_json_object, read_safetensors
 
 __all__ = [
     "CHECKPOINT_FOLDER",
@@ -234,30 +234,15 @@ def save_training_checkpoint(
     return final
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _existing(path: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path.parent} has no {path.name}: not a training checkpoint")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return data
+    return path
 
 
 def read_checkpoint_config(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
     """The resolved recipe stored in a checkpoint folder."""
-    return _read_json(Path(checkpoint) / CONFIG_FILE)
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path.parent} has no {path.name}")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, ValueError, RuntimeError) as error:
-        raise ValueError(f"{path} is not a readable safetensors file: {error}") from None
+    return read_json_object(_existing(Path(checkpoint) / CONFIG_FILE))
 
 
 def load_training_checkpoint(
@@ -275,30 +260,14 @@ def load_training_checkpoint(
         ValueError: for unreadable files or weights that do not match a module.
     """
     folder = Path(checkpoint)
-    state = _read_json(folder / STATE_FILE)
+    state = read_json_object(_existing(folder / STATE_FILE))
     loaded: dict[str, dict[str, torch.Tensor]] = {}
     for name, module in modules.items():
-        tensors = _read_tensors(folder / f"{name}.safetensors")
-        current = module.state_dict()
-        missing = sorted(set(current) - set(tensors))
-        unexpected = sorted(set(tensors) - set(current))
-        if missing or unexpected:
-            raise ValueError(
-                f"{folder / (name + '.safetensors')} does not match the {name}: missing "
-                f"{missing[:5]}, unexpected {unexpected[:5]} (was it written by another recipe "
-                "or model?)"
-            )
-        for key, value in current.items():
-            stored = tensors[key]
-            if stored.shape != value.shape or stored.dtype != value.dtype:
-                raise ValueError(
-                    f"{folder / (name + '.safetensors')}: {key!r} is {stored.dtype} "
-                    f"{list(stored.shape)}, the {name} expects {value.dtype} {list(value.shape)}"
-                )
-        loaded[name] = tensors
+        path = _existing(folder / f"{name}.safetensors")
+        loaded[name] = check_module_state(path, name, module, read_safetensors(path))
     optimizer_states = {}
     for name in optimizers or {}:
-        tensors = _read_tensors(folder / f"{name}.safetensors")
+        tensors = read_safetensors(_existing(folder / f"{name}.safetensors"))
         optimizer_states[name] = _optimizer_state(tensors, state["optimizers"][name])
     for name, module in modules.items():
         module.load_state_dict(loaded[name])

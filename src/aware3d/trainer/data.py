@@ -22,7 +22,7 @@ from aware3d.data.eg3d import EG3DBatch, EG3DDataset, EG3DItem
 from aware3d.data.synthetic import SyntheticScenes
 from aware3d.trainer.recipes import DemoRecipe, TrainConfig
 
-__all__ = ["DataPosition", "RealBatches", "dataset_labels", "open_dataset"]
+__all__ = ["DataPosition", "RealBatches", "dataset_labels", "open_dataset", "resize_images"]
 
 _VIEWS_PER_SCENE = 4
 
@@ -76,7 +76,7 @@ class _ListSampler(Sampler[int]):
         return len(self.indices)
 
 
-def _resize(images: Tensor, resolution: int) -> Tensor:
+def resize_images(images: Tensor, resolution: int) -> Tensor:
     """``[B, H, W, 3]`` resized to ``resolution`` (area averaging down, bilinear up)."""
     if images.shape[1] == resolution and images.shape[2] == resolution:
         return images
@@ -152,5 +152,5 @@ class RealBatches:
         assert self._iterator is not None
         batch = next(self._iterator)
         self.position = DataPosition(self.position.epoch, self.position.batch + 1)
-        images = _resize(batch.images[:, 0], self.resolution)
+        images = resize_images(batch.images[:, 0], self.resolution)
         return images.to(device, non_blocking=True), batch.labels.to(device, non_blocking=True)

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from aware3d.data.eg3d import EG3DItem
-from aware3d.trainer.data import _resize, dataset_labels
+from aware3d.demo.models import latent_dim
+from aware3d.trainer.data import dataset_labels, resize_images
 from aware3d.trainer.distributed import DistributedContext
 from aware3d.trainer.inception import (
     InceptionFeatures,
@@ -25,7 +26,7 @@ from aware3d.trainer.inception import (
     inception_features,
     load_inception,
 )
-from aware3d.trainer.models import latent_dim, sample_images
+from aware3d.trainer.models import sample_images
 from aware3d.trainer.recipes import TrainConfig
 from aware3d.training import sliced_wasserstein_distance
 
@@ -75,7 +76,7 @@ class Evaluator:
         """The real set ``[N, H, W, 3]`` in [-1, 1] (loaded once)."""
         if self._real is None:
             images = [self.dataset[i].image for i in range(self.count)]
-            self._real = _resize(torch.stack(images), self.config.resolution)
+            self._real = resize_images(torch.stack(images), self.config.resolution)
         return self._real
 
     @torch.no_grad()

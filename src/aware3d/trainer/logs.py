@@ -7,29 +7,17 @@ under ``DIR/images/`` (the JSONL record names the file).
 """
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from PIL import Image
 from torch import Tensor
 
-__all__ = ["RunLogger", "image_grid"]
+from aware3d.demo import figures
 
-
-def image_grid(images: Tensor, columns: int | None = None) -> np.ndarray:
-    """Images ``[N, H, W, 3]`` in [-1, 1] as one uint8 grid ``[rows * H, columns * W, 3]``."""
-    n, h, w, _ = images.shape
-    columns = columns or max(1, int(np.ceil(np.sqrt(n))))
-    rows = (n + columns - 1) // columns
-    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    grid = np.zeros((rows * h, columns * w, 3), dtype=np.uint8)
-    for index in range(n):
-        r, c = divmod(index, columns)
-        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = pixels[index].numpy()
-    return grid
+__all__ = ["RunLogger"]
 
 
 class RunLogger:
@@ -75,7 +63,7 @@ class RunLogger:
         """Logs a grid of images ``[N, H, W, 3]`` in [-1, 1]; returns the PNG written."""
         if not self.enabled:
             return None
-        grid = image_grid(images)
+        grid = figures.grid(figures.to_uint8(images), math.isqrt(images.shape[0] - 1) + 1)
         folder = self.out_dir / "images"
         folder.mkdir(exist_ok=True)
         path = folder / f"{tag}-{step:08d}.png"

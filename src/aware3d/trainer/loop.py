@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import math
 import signal
 import sys
 import time
@@ -32,12 +33,13 @@ from tqdm import tqdm
 
 from aware3d._io import atomic_write_text
 from aware3d.cameras import Cameras
+from aware3d.demo.models import latent_dim
 from aware3d.trainer import checkpoints
 from aware3d.trainer.data import DataPosition, RealBatches, dataset_labels, open_dataset
 from aware3d.trainer.distributed import DistributedContext, init_distributed, shutdown_distributed
 from aware3d.trainer.evaluate import Evaluator
 from aware3d.trainer.logs import RunLogger
-from aware3d.trainer.models import build_discriminator, build_generator, latent_dim, sample_images
+from aware3d.trainer.models import build_discriminator, build_generator, sample_images
 from aware3d.trainer.recipes import TrainConfig, config_from_json, config_to_json, describe
 from aware3d.trainer.step import (
     LOSS_NAMES,
@@ -136,6 +138,16 @@ def apply_optimizer_settings(
     for optimizer, lr, betas in settings:
         for group in optimizer.param_groups:
             group.update(lr=lr, betas=betas, eps=config.adam_eps)
+
+
+def _checkpoint_modules(nets: Networks) -> dict[str, torch.nn.Module]:
+    """The networks as a checkpoint stores them (one safetensors file each)."""
+    return {"generator": nets.generator, "generator_ema": nets.generator_ema,
+            "discriminator": nets.discriminator}  # fmt: skip
+
+
+def _checkpoint_optimizers(nets: Networks) -> dict[str, torch.optim.Optimizer]:
+    return {"optimizer_generator": nets.opt_g, "optimizer_discriminator": nets.opt_d}
 
 
 def resolve_resume(resume: str | None, out: Path) -> Path | None:
@@ -277,12 +289,8 @@ def _train(
         stored = config_from_json(checkpoints.read_checkpoint_config(checkpoint))
         changed = _check_resume_config(config, stored)
         state = checkpoints.load_training_checkpoint(
-            checkpoint,
-            modules={"generator": nets.generator, "generator_ema": nets.generator_ema,
-                     "discriminator": nets.discriminator},
-            optimizers={"optimizer_generator": nets.opt_g,
-                        "optimizer_discriminator": nets.opt_d},
-        )  # fmt: skip
+            checkpoint, modules=_checkpoint_modules(nets), optimizers=_checkpoint_optimizers(nets)
+        )
         apply_optimizer_settings(config, nets.opt_g, nets.opt_d)
         if state["world_size"] != ctx.world_size:
             raise ValueError(
@@ -323,10 +331,7 @@ def _train(
             return None
         folder = checkpoints.save_training_checkpoint(
             out, at_step,
-            modules={"generator": nets.generator, "generator_ema": nets.generator_ema,
-                     "discriminator": nets.discriminator},
-            optimizers={"optimizer_generator": nets.opt_g,
-                        "optimizer_discriminator": nets.opt_d},
+            modules=_checkpoint_modules(nets), optimizers=_checkpoint_optimizers(nets),
             config=config_json,
             state={"step": at_step, "images_seen": images_seen, "world_size": ctx.world_size,
                    "data_position": list(batches.position), "rng": rng_states,
@@ -351,7 +356,7 @@ def _train(
             return
         values = ctx.mean(torch.stack([losses for _, losses in pending])).tolist()
         for (at_step, _), row in zip(pending, values, strict=True):
-            if not all(v == v and abs(v) != float("inf") for v in row):
+            if not all(math.isfinite(v) for v in row):
                 raise RuntimeError(f"training diverged at step {at_step}: a loss is not finite")
             history_tail.update(zip(LOSS_NAMES, row, strict=True))
             named = {f"loss/{name}": v for name, v in zip(LOSS_NAMES, row, strict=True)}

@@ -1,20 +1,18 @@
-"""The networks a recipe names, and one calling convention for every generator.
+"""The networks a recipe names.
 
 :func:`build_generator` and :func:`build_discriminator` make a recipe's networks;
-:func:`render` runs any of the library's generators (through its ``DistributedDataParallel``
-wrapper while training) with the latent layout of :func:`latent_dim` (BallGAN's foreground and
-background latents side by side).
+:func:`~aware3d.demo.models.generate` (shared with the demo) runs any of them, also through
+its ``DistributedDataParallel`` wrapper, with the latent layout of
+:func:`~aware3d.demo.models.latent_dim`.
 """
-
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from aware3d.cameras import Cameras
 from aware3d.demo.models import build_generator as build_demo_generator
+from aware3d.demo.models import generate
 from aware3d.models import (
-    BallGANGenerator,
     ballgan_ffhq256,
     ballgan_small,
     gsgan_ffhq256,
@@ -24,7 +22,7 @@ from aware3d.models import (
 from aware3d.trainer.recipes import DemoRecipe, TrainConfig
 from aware3d.training import CameraConditionedDiscriminator
 
-__all__ = ["build_discriminator", "build_generator", "is_conditioned", "latent_dim", "render"]
+__all__ = ["build_discriminator", "build_generator", "is_conditioned", "sample_images"]
 
 
 def build_generator(config: TrainConfig) -> nn.Module:
@@ -62,44 +60,9 @@ def build_discriminator(config: TrainConfig, image_channels: int) -> CameraCondi
     )  # fmt: skip
 
 
-def latent_dim(generator: nn.Module) -> int:
-    """Width of the latents drawn for ``generator`` (BallGAN: foreground + background)."""
-    if isinstance(generator, BallGANGenerator):
-        return generator.z_dim + generator.z_background_dim
-    return int(getattr(generator, "z_dim"))  # noqa: B009
-
-
 def is_conditioned(generator: nn.Module) -> bool:
     """Whether the generator's mapping network takes a camera label."""
     return bool(getattr(getattr(generator, "mapping", None), "c_dim", 0))
-
-
-def render(
-    generator: nn.Module,
-    z: Tensor,
-    cameras: Cameras,
-    resolution: int,
-    *,
-    c: Tensor | None = None,
-    module: nn.Module | None = None,
-) -> Any:
-    """Renders ``z [B, latent_dim]`` from ``cameras [B, C]`` at ``resolution`` pixels.
-
-    Args:
-        generator: the generator, or the ``DistributedDataParallel`` wrapping it.
-        z: latents (for BallGAN, the foreground then the background latent).
-        cameras: ``Cameras [B, C]``.
-        resolution: output size (square).
-        c: conditioning labels ``[B, 25]`` (default: each scene's first camera).
-        module: the generator itself when ``generator`` is its wrapper.
-    """
-    inner = generator if module is None else module
-    if isinstance(inner, BallGANGenerator):
-        return generator(
-            z[:, : inner.z_dim], cameras, resolution, resolution, c=c,
-            z_background=z[:, inner.z_dim :],
-        )  # fmt: skip
-    return generator(z, cameras, resolution, resolution, c=c)
 
 
 @torch.no_grad()
@@ -111,5 +74,5 @@ def sample_images(
     for start in range(0, z.shape[0], chunk):
         part = slice(start, start + chunk)
         cameras = Cameras.from_eg3d_labels(labels[part, None])
-        images.append(render(generator, z[part], cameras, resolution).images[:, 0])
+        images.append(generate(generator, z[part], cameras, resolution).images[:, 0])
     return torch.cat(images)

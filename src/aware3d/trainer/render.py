@@ -33,10 +33,10 @@ from aware3d import _ply
 from aware3d._validation import check_positive_int
 from aware3d.cameras import Cameras, fov_from_intrinsics
 from aware3d.demo.figures import grid, save_turntable, to_uint8
+from aware3d.demo.models import generate, latent_dim
 from aware3d.functional.triplane import sample_triplane
 from aware3d.gaussians import Gaussians
 from aware3d.models import BallGANGenerator, GSGANGenerator
-from aware3d.trainer.models import latent_dim, render
 
 __all__ = [
     "DEPTH_SAMPLES",
@@ -85,7 +85,7 @@ def _forward(
             z[:, : generator.z_dim], cameras, resolution, resolution, c=c,
             z_background=z[:, generator.z_dim :], noise_mode="const", deterministic=True,
         )  # fmt: skip
-    return render(generator, z, cameras, resolution, c=c)
+    return generate(generator, z, cameras, resolution, c=c)
 
 
 class _TurntableRenderer:

@@ -19,11 +19,11 @@ from torch import Tensor, nn
 
 from aware3d._validation import value_checks
 from aware3d.cameras import Cameras
-from aware3d.demo.models import real_discriminator_images
+from aware3d.demo.models import generate, real_discriminator_images
 from aware3d.functional.losses import ballgan_regularizer_ramp, separation_loss
 from aware3d.functional.regularizers import centre_distance_loss, knn_distance_loss
 from aware3d.models import GSGANGenerator
-from aware3d.trainer.models import is_conditioned, render
+from aware3d.trainer.models import is_conditioned
 from aware3d.trainer.recipes import TrainConfig
 from aware3d.training import (
     CameraConditionedDiscriminator,
@@ -188,7 +188,7 @@ def training_step(
             labels = swap_conditioning_labels(
                 inputs.fake_labels, plan.swap_probability, generator=rng
             )
-        out = render(g_train, inputs.z, inputs.fake_cameras, config.resolution, c=labels,
+        out = generate(g_train, inputs.z, inputs.fake_cameras, config.resolution, c=labels,
                      module=generator)  # fmt: skip
         fake = assembly.discriminator_images(out)[:, 0]
         discriminator.requires_grad_(False)

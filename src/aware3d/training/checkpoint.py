@@ -133,7 +133,8 @@ def save_checkpoint(
     return directory
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A UTF-8 JSON file holding an object, with errors that name the file."""
     raw = path.read_bytes()
     try:
         config = json.loads(raw.decode("utf-8"))
@@ -148,23 +149,32 @@ def _read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors, with an error naming the file when it is unreadable."""
     try:
         return load_file(str(path))
     except (SafetensorError, ValueError, RuntimeError) as error:
         raise ValueError(f"{path} is not a readable safetensors file: {error}") from None
 
 
-def _module_state(
-    path: Path, module_name: str, module: nn.Module, tensors: Mapping[str, torch.Tensor]
+def check_module_state(
+    path: Path,
+    module_name: str,
+    module: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    prefix: str = "",
 ) -> dict[str, torch.Tensor]:
-    """The stored state of ``module_name``, checked key by key against the module's own."""
+    """``state`` (the module's own keys) checked key by key against the module's state.
+
+    Raises:
+        ValueError: naming ``path``, for missing or unexpected keys and for an entry whose shape
+            or dtype differs (named as ``prefix + key``).
+        TypeError: for a module that is not a ``nn.Module`` or has a non-tensor state entry.
+    """
     if not isinstance(module, nn.Module):
         raise TypeError(
             f"`modules[{module_name!r}]` must be a torch.nn.Module, got {type(module).__name__}"
         )
-    prefix = module_name + "."
-    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     current = module.state_dict()
     if set(state) != set(current):
         missing = sorted(set(current) - set(state))
@@ -186,7 +196,16 @@ def _module_state(
                 f"{path}: entry {prefix + key!r} is {stored.dtype} {list(stored.shape)} but "
                 f"module {module_name!r} expects {value.dtype} {list(value.shape)}"
             )
-    return state
+    return dict(state)
+
+
+def _module_state(
+    path: Path, module_name: str, module: nn.Module, tensors: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The stored state of ``module_name`` (keys ``"<module>.<key>"`` in ``tensors``), checked."""
+    prefix = module_name + "."
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return check_module_state(path, module_name, module, state, prefix)
 
 
 def load_checkpoint(
@@ -218,8 +237,8 @@ def load_checkpoint(
     for path in (weights_path, config_path):
         if not path.is_file():
             raise FileNotFoundError(f"{directory} has no {path.name}")
-    config = _read_config(config_path)
-    tensors = _read_weights(weights_path)
+    config = read_json_object(config_path)
+    tensors = read_safetensors(weights_path)
     states = {
         name: _module_state(weights_path, name, module, tensors) for name, module in modules.items()
     }
