@@ -30,7 +30,8 @@ from aware3d._validation import (
     check_positive_number,
     check_shape,
 )
-from aware3d.nn.layers import LEAKY_GAIN, LEAKY_SLOPE, EqualizedLinear
+from aware3d.nn._activations import scaled_leaky_relu
+from aware3d.nn._linear_layers import EqualizedLinear
 
 __all__ = [
     "NOISE_MODES",
@@ -266,10 +267,6 @@ def modulated_conv2d(
     return y.reshape(batch, out_channels, 2 * height, 2 * width)
 
 
-def _leaky(x: Tensor) -> Tensor:
-    return F.leaky_relu(x, LEAKY_SLOPE) * LEAKY_GAIN
-
-
 def _check_noise_mode(noise_mode: object, generator: object) -> None:
     check_choice("noise_mode", noise_mode, NOISE_MODES)
     if generator is not None and not isinstance(generator, torch.Generator):
@@ -459,7 +456,7 @@ class SynthesisLayer(nn.Module):
             else:
                 noise = self.noise_const.to(y.dtype)
             y = y + noise * self.noise_strength
-        return _leaky(y + self.bias[:, None, None])
+        return scaled_leaky_relu(y + self.bias[:, None, None])
 
     def extra_repr(self) -> str:
         """Resolution and noise option for ``repr``."""
