@@ -7,6 +7,7 @@ imported after the hook is installed.
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,6 +49,17 @@ def _seed_global_generators() -> None:
     random.seed(0)
     np.random.seed(0)  # noqa: NPY002 (the legacy global state is what unseeded code draws from)
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs every test in its own ``tmp_path``, so that no test can write into the checkout.
+
+    A relative path a test (or the code it calls) writes to lands in the test's temporary folder
+    (a bad-input sweep once left a PLY named ``bogus`` at the repository root). Tests that read
+    repository files build their paths from ``Path(__file__)``, never from the working directory.
+    """
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
