@@ -157,3 +157,94 @@ def test_writing_replaces_the_file_atomically_with_the_umask_mode(tmp_path, umas
     np.testing.assert_array_equal(_ply.read_vertices(path)["x"], [0.0, 1.0, 2.0])
     assert os.listdir(tmp_path) == ["scene.ply"]  # no temporary file left
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+# ---------------------------------------------------------------------- Gaussians.save_ply colours
+
+
+def _rgb_gaussians(features):
+    import torch
+
+    from aware3d import Gaussians
+
+    count, like = features.shape[1], {"dtype": features.dtype}
+    quats = torch.zeros(1, count, 4, **like)
+    quats[..., 0] = 1
+    return Gaussians(
+        torch.zeros(1, count, 3, **like), quats, torch.full((1, count, 3), 0.1, **like),
+        torch.full((1, count), 0.5, **like), features,
+    )  # fmt: skip
+
+
+def _stored_colours(path):
+    from aware3d.gaussians import SH_C0
+
+    columns = _ply.read_vertices(path)
+    dc = np.stack([columns[f"f_dc_{i}"] for i in range(3)], axis=-1).astype(np.float64)
+    return 0.5 + SH_C0 * dc  # the colour a 3DGS viewer shows
+
+
+def test_save_ply_maps_value_range_to_3dgs_colours(tmp_path):
+    import torch
+
+    signed = torch.tensor([[[-1.0, 0.0, 1.0], [0.5, -0.5, 0.25]]], dtype=torch.float64)
+    gaussians = _rgb_gaussians(signed)
+    path = gaussians.save_ply(tmp_path / "signed.ply", value_range=(-1.0, 1.0))
+    np.testing.assert_allclose(_stored_colours(path), (signed[0].numpy() + 1) / 2, atol=1e-6)
+    # the default (0, 1) stores colours as they are, the same file as the mapped one
+    unit = _rgb_gaussians((signed + 1) / 2).save_ply(tmp_path / "unit.ply")
+    assert unit.read_bytes() == path.read_bytes()
+    # load_ply maps back
+    back = type(gaussians).load_ply(path, dtype=torch.float64, value_range=(-1, 1))
+    torch.testing.assert_close(back.features, signed, atol=1e-6, rtol=0)
+    # a range of any width, and tiny excursions (float rounding) within the tolerance
+    scaled = _rgb_gaussians(signed * 127.5 + 127.5).save_ply(
+        tmp_path / "bytes.ply", value_range=(0, 255)
+    )
+    np.testing.assert_allclose(_stored_colours(scaled), _stored_colours(path), atol=1e-6)
+    _rgb_gaussians(signed * (1 + 1e-4)).save_ply(tmp_path / "nudged.ply", value_range=(-1, 1))
+
+
+def test_save_ply_refuses_colours_outside_value_range(tmp_path):
+    import torch
+
+    signed = _rgb_gaussians(torch.tensor([[[-0.8, 0.1, 0.9], [0.2, 0.3, 0.4]]]))
+    path = tmp_path / "scene.ply"
+    with pytest.raises(ValueError, match=r"lie in \[-0\.8, 0\.9\], outside `value_range` \(0, 1\)")\
+            as caught:  # fmt: skip
+        signed.save_ply(path)
+    assert "pass `value_range=(-1.0, 1.0)`" in str(caught.value)
+    assert not path.exists()  # nothing written
+    wide = _rgb_gaussians(torch.tensor([[[0.0, 2.0, 3.0]]]))
+    with pytest.raises(ValueError, match=r"pass the range they lie in as `value_range` \(e\.g\."):
+        wide.save_ply(path, value_range=(-1.0, 1.0))
+    with pytest.raises(ValueError, match="outside `value_range`"):
+        _rgb_gaussians(torch.tensor([[[0.5, 0.5, 1.0011]]])).save_ply(path)
+    assert not path.exists()
+
+
+@pytest.mark.usefixtures("without_shape_checker")  # the library's own errors, as users see them
+@pytest.mark.parametrize(
+    "value_range",
+    [(1.0, 0.0), (0.0, 0.0), (0.0,), (0.0, float("nan")), (0, float("inf")), "01", (False, True),
+     None],
+)  # fmt: skip
+def test_save_ply_and_load_ply_refuse_a_bad_value_range(tmp_path, value_range):
+    import torch
+
+    gaussians = _rgb_gaussians(torch.rand(1, 4, 3))
+    with pytest.raises(ValueError, match="`value_range` must be two finite numbers"):
+        gaussians.save_ply(tmp_path / "scene.ply", value_range=value_range)
+    path = gaussians.save_ply(tmp_path / "scene.ply")
+    with pytest.raises(ValueError, match="`value_range` must be two finite numbers"):
+        type(gaussians).load_ply(path, value_range=value_range)
+
+
+def test_value_range_leaves_non_rgb_features_verbatim(tmp_path):
+    import torch
+
+    features = torch.tensor([[[-5.0, 7.0], [0.5, 100.0]]])
+    path = _rgb_gaussians(features).save_ply(tmp_path / "features.ply", value_range=(-1, 1))
+    columns = _ply.read_vertices(path)
+    np.testing.assert_array_equal(columns["feature_1"], [7.0, 100.0])
+    assert not columns["f_dc_0"].any()

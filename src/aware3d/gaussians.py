@@ -26,10 +26,51 @@ SH_C0 = 0.28209479177387814
 #: Number of ``f_rest_*`` properties written (degree-3 SH, all zero) for fixed-layout viewers.
 PLY_REST_COEFFS = 45
 _LOGIT_LIMIT = 40.0
+#: How far RGB features may lie outside ``save_ply``'s ``value_range``, a fraction of its width.
+PLY_RANGE_TOLERANCE = 1e-3
+
+
+def _check_value_range(value_range: object) -> tuple[float, float]:
+    """``(low, high)`` from ``value_range``: two finite numbers with ``low < high``."""
+    message = (
+        f"`value_range` must be two finite numbers (low, high) with low < high, got {value_range!r}"
+    )
+    if not isinstance(value_range, tuple | list) or len(value_range) != 2:
+        raise ValueError(message)
+    low, high = value_range
+    if (
+        not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+            for v in (low, high)
+        )
+        or not low < high
+    ):
+        raise ValueError(message)
+    return float(low), float(high)
 
 
 def _not_positive(scales: Tensor) -> str:
     return f"`scales` must be positive everywhere, but its minimum is {float(scales.min()):.6g}"
+
+
+def _colours_in_unit_range(features: Tensor, low: float, high: float, scene: int) -> Tensor:
+    """RGB ``features [N, 3]`` in ``[low, high]`` mapped to [0, 1]; out of range is an error."""
+    colours = (features - low) / (high - low)
+    outside = (colours < -PLY_RANGE_TOLERANCE) | (colours > 1 + PLY_RANGE_TOLERANCE)
+    if bool(outside.any()):  # NaN (possible with value checks off) is written as it is
+        numbers = features[~features.isnan()]
+        least, most = float(numbers.min()), float(numbers.max())
+        hint = (
+            "pass `value_range=(-1.0, 1.0)` for features in [-1, 1]"
+            if max(abs(least), abs(most)) <= 1 + 2 * PLY_RANGE_TOLERANCE
+            else f"pass the range they lie in as `value_range` (e.g. ({least:.4g}, {most:.4g}))"
+        )
+        raise ValueError(
+            f"`features` of scene {scene} lie in [{least:.6g}, {most:.6g}], outside "
+            f"`value_range` ({low:g}, {high:g}) (3DGS colours are in [0, 1]); {hint}, or clamp "
+            "them to the range"
+        )
+    return colours
 
 
 class Gaussians:
@@ -296,31 +337,51 @@ class Gaussians:
 
     # ------------------------------------------------------------------ PLY
 
-    def save_ply(self, path: str | os.PathLike[str], scene: int = 0) -> Path:
+    def save_ply(
+        self,
+        path: str | os.PathLike[str],
+        scene: int = 0,
+        *,
+        value_range: tuple[float, float] = (0.0, 1.0),
+    ) -> Path:
         """Writes one scene in the standard 3D Gaussian Splatting PLY layout.
 
         Properties, all float32: ``x y z nx ny nz f_dc_0..2 f_rest_0..44 opacity scale_0..2
         rot_0..3`` (3DGS viewers open it), with ``opacity`` as a logit, ``scale_*`` as natural logs,
         ``rot_*`` the ``wxyz`` quaternion normalised, ``n*`` and ``f_rest_*`` zero.
 
-        Features: with ``F = 3`` they are RGB and stored as the SH DC term
-        ``f_dc = (rgb - 0.5) / SH_C0``, which viewers show as colour ``rgb`` (for colours in
-        [0, 1]). With ``F != 3`` they are stored verbatim as extra properties ``feature_0..F-1``,
-        and ``f_dc`` is zero (viewers show mid grey). ``levels``, when present, are stored as a
-        ``level`` property. Opacities are clamped to logits in [-40, 40] so that 0 and 1 stay
-        finite; :meth:`load_ply` reads them back as 0 and 1 to float32 precision.
+        Features: with ``F = 3`` they are RGB in ``value_range = (low, high)``, mapped to the 3DGS
+        colour ``rgb = (features - low) / (high - low)`` in [0, 1] and stored as the SH DC term
+        ``f_dc = (rgb - 0.5) / SH_C0``, which viewers show as colour ``rgb``. The default (0, 1)
+        stores colours in [0, 1] as they are; pass ``value_range=(-1.0, 1.0)`` for features in
+        [-1, 1] (the range the library's generators render). Features outside ``value_range`` by
+        more than ``PLY_RANGE_TOLERANCE`` (1e-3) of its width are an error rather than colours a
+        viewer would clip. With ``F != 3`` the features are stored verbatim as extra properties
+        ``feature_0..F-1`` (``value_range`` is not used), and ``f_dc`` is zero (viewers show mid
+        grey). ``levels``, when present, are stored as a ``level`` property. Opacities are clamped
+        to logits in [-40, 40] so that 0 and 1 stay finite; :meth:`load_ply` reads them back as 0
+        and 1 to float32 precision.
 
         Args:
             path: destination file.
             scene: which scene of the batch to write.
+            value_range: ``(low, high)``, the range of RGB features (``F = 3``), mapped to the
+                3DGS colour range [0, 1].
 
         Returns:
             The path written.
+
+        Raises:
+            TypeError: for a ``scene`` that is not an integer.
+            IndexError: for a ``scene`` outside the batch.
+            ValueError: for a ``value_range`` that is not two finite numbers with
+                ``low < high``, or RGB features outside it (nothing is written).
         """
         if isinstance(scene, bool) or not isinstance(scene, int):
             raise TypeError(f"`scene` must be an integer, got {scene!r}")
         if not -self.batch_size <= scene < self.batch_size:
             raise IndexError(f"`scene` {scene} is out of range for B = {self.batch_size}")
+        low, high = _check_value_range(value_range)
         g = self[scene].detach().to(device="cpu", dtype=torch.float64)
         count = g.num_gaussians
         zeros = np.zeros(count, dtype=np.float32)
@@ -337,8 +398,9 @@ class Gaussians:
         for axis in "xyz":
             columns[f"n{axis}"] = zeros
         rgb = g.features[0].shape[-1] == 3
+        colours = _colours_in_unit_range(g.features[0], low, high, scene) if rgb else None
         for i in range(3):
-            columns[f"f_dc_{i}"] = f32((g.features[0][:, i] - 0.5) / SH_C0) if rgb else zeros
+            columns[f"f_dc_{i}"] = zeros if colours is None else f32((colours[:, i] - 0.5) / SH_C0)
         for i in range(PLY_REST_COEFFS):
             columns[f"f_rest_{i}"] = zeros
         columns["opacity"] = f32(opacity_logits)
@@ -362,16 +424,21 @@ class Gaussians:
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        value_range: tuple[float, float] = (0.0, 1.0),
     ) -> "Gaussians":
         """Reads a 3D Gaussian Splatting PLY (as :meth:`save_ply` writes it) as one scene.
 
         ``feature_*`` properties, when present, become the features; otherwise the SH DC term gives
-        RGB features ``0.5 + SH_C0 * f_dc``. Higher SH coefficients (``f_rest_*``) are ignored.
+        RGB features: the colour ``rgb = 0.5 + SH_C0 * f_dc`` mapped from [0, 1] to
+        ``value_range = (low, high)``, ``low + (high - low) rgb`` (the inverse of
+        :meth:`save_ply`'s mapping; the default (0, 1) keeps the colours). Higher SH coefficients
+        (``f_rest_*``) are ignored.
 
         Args:
             path: the PLY file.
             dtype: dtype of the result.
             device: device of the result.
+            value_range: ``(low, high)``, the range to map colours (from ``f_dc``) to.
 
         Returns:
             ``Gaussians`` with ``B = 1`` (and ``levels`` if the file has a ``level`` property).
@@ -382,6 +449,7 @@ class Gaussians:
             TypeError: for a non-floating ``dtype``.
         """
         check_float_dtype("dtype", dtype)
+        low, high = _check_value_range(value_range)
         columns = _ply.read_vertices(Path(path))
         required = ["x", "y", "z", "opacity", *(f"scale_{i}" for i in range(3))]
         required += [f"rot_{i}" for i in range(4)]
@@ -403,7 +471,7 @@ class Gaussians:
             dc_names = [f"f_dc_{i}" for i in range(3)]
             if any(n not in columns for n in dc_names):
                 raise ValueError(f"{path} has neither `feature_*` nor `f_dc_0..2` properties")
-            features = 0.5 + SH_C0 * stack(dc_names)
+            features = low + (high - low) * (0.5 + SH_C0 * stack(dc_names))
         means = stack(["x", "y", "z"])
         quats = stack([f"rot_{i}" for i in range(4)])
         scales = torch.exp(stack([f"scale_{i}" for i in range(3)]))
