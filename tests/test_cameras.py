@@ -75,6 +75,63 @@ def test_eg3d_label_round_trip(generator):
     torch.testing.assert_close(again.to_eg3d_labels(), labels, rtol=0, atol=0)
 
 
+def _gaussians(batch, generator):
+    from splat_reference import random_gaussians
+
+    return random_gaussians(batch, 16, 3, generator, torch.float32)
+
+
+@pytest.mark.usefixtures("without_shape_checker")  # the library's own errors, as users see them
+def test_labels_of_a_batch_render_after_the_hinted_reshape(generator):
+    from aware3d.nn import SphericalBackground
+
+    labels = ffhq_cameras(4, generator).to_eg3d_labels()  # a dataset batch: [B, 25]
+    cameras = Cameras.from_eg3d_labels(labels)
+    assert cameras.shape == (4,)  # one batch dimension; renderers want [B, C]
+    gaussians = _gaussians(4, generator)
+    hint = (
+        r"`cameras` must have shape \[B, C\] with B = 4 \(the Gaussians' batch\), got \[4\]; "
+        r"for one camera per scene pass `cameras\[:, None\]` \(shape \[4, 1\]\), or "
+        r"`Cameras.from_eg3d_labels\(labels\[:, None\]\)` for labels \[B, 25\]"
+    )
+    with pytest.raises(ValueError, match=hint):
+        aware3d.rasterize(gaussians, cameras, 8, 8)
+    background = SphericalBackground(8, hidden=8, num_layers=1, num_freqs=2)
+    with pytest.raises(ValueError, match=r"got \[4\]; for one camera per scene pass"):
+        background.render(cameras, 8, 8, torch.randn(4, 8))
+    # both fixes give [B, 1] and the same images
+    per_scene = Cameras.from_eg3d_labels(labels[:, None])
+    assert per_scene.shape == cameras[:, None].shape == (4, 1)
+    first = aware3d.rasterize(gaussians, per_scene, 8, 8)
+    second = aware3d.rasterize(gaussians, cameras[:, None], 8, 8)
+    assert first.features.shape == (4, 1, 8, 8, 3)
+    assert all(float(a.max()) > 0 for a in first.alpha)  # every scene shows something
+    torch.testing.assert_close(first.features, second.features, rtol=0, atol=0)
+
+
+@pytest.mark.usefixtures("without_shape_checker")
+def test_other_camera_batches_get_their_own_hint(generator):
+    cameras = ffhq_cameras(3, generator)
+    one_scene = _gaussians(1, generator)
+    with pytest.raises(ValueError, match=r"got \[3\]; for these 3 cameras of the one scene pass "
+                                         r"`cameras\[None\]`"):  # fmt: skip
+        aware3d.rasterize(one_scene, cameras, 8, 8)
+    assert aware3d.rasterize(one_scene, cameras[None], 8, 8).alpha.shape == (1, 3, 8, 8, 1)
+    nested = cameras.reshape(1, 3, 1)
+    with pytest.raises(ValueError, match=r"got \[1, 3, 1\]; .* `cameras.reshape\(1, -1\)`"):
+        aware3d.rasterize(one_scene, nested, 8, 8)
+    two_scenes = _gaussians(2, generator)
+    with pytest.raises(ValueError, match=r"B = 2 \(the Gaussians' batch\), got \[3\]$"):
+        aware3d.rasterize(two_scenes, cameras, 8, 8)  # no reshape fits: no hint
+
+
+def test_none_adds_a_batch_axis(generator):
+    cameras = ffhq_cameras(3, generator)
+    assert cameras[:, None].shape == (3, 1) and cameras[None].shape == (1, 3)
+    torch.testing.assert_close(cameras[:, None].cam2world[:, 0], cameras.cam2world)
+    torch.testing.assert_close(cameras[None].intrinsics[0], cameras.intrinsics)
+
+
 def test_eg3d_label_layout_is_flat_pose_then_flat_intrinsics():
     pose = look_at(torch.tensor([0.0, 0.0, 2.7]), (0.0, 0.0, 0.0))
     intrinsics = torch.tensor([[FFHQ_FOCAL, 0, 0.5], [0, FFHQ_FOCAL, 0.5], [0, 0, 1]])

@@ -133,6 +133,41 @@ def check_shape(
         )
 
 
+def check_scene_cameras(shape: Sequence[int], batch: int, source: str) -> None:
+    """Checks that cameras of batch shape ``shape`` are ``[B, C]``: ``C`` for each of ``B`` scenes.
+
+    The renderers take one row of cameras per scene. The error says how to get there from the
+    usual mistakes: a 1-D batch ``[B]`` (what ``Cameras.from_eg3d_labels`` returns for labels
+    ``[B, 25]``) is one camera per scene after ``cameras[:, None]``; a 1-D batch ``[C]`` for a
+    single scene is ``cameras[None]``; more batch dimensions flatten with ``reshape``.
+
+    Args:
+        shape: the cameras' batch shape (``Cameras.shape``).
+        batch: ``B``, the number of scenes.
+        source: where ``B`` comes from, for the message (e.g. ``"from `planes`"``).
+
+    Raises:
+        ValueError: if ``shape`` is not ``[batch, C]``, naming ``cameras``, the shape received and
+            the fix.
+    """
+    shape = tuple(shape)
+    if len(shape) == 2 and shape[0] == batch:
+        return
+    message = (
+        f"`cameras` must have shape [B, C] with B = {batch} ({source}), got {format_shape(shape)}"
+    )
+    if len(shape) == 1 and shape[0] == batch:
+        message += (
+            f"; for one camera per scene pass `cameras[:, None]` (shape [{batch}, 1]), or "
+            "`Cameras.from_eg3d_labels(labels[:, None])` for labels [B, 25]"
+        )
+    elif len(shape) == 1 and batch == 1:
+        message += f"; for these {shape[0]} cameras of the one scene pass `cameras[None]`"
+    elif len(shape) > 2 and shape[0] == batch:
+        message += f"; for all of each scene's cameras pass `cameras.reshape({batch}, -1)`"
+    raise ValueError(message)
+
+
 def check_float_dtype(name: str, dtype: object) -> torch.dtype:
     """Returns ``dtype`` if it is a floating-point ``torch.dtype``, else raises ``TypeError``.
 

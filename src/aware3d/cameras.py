@@ -208,11 +208,13 @@ class Cameras:
         check_float_dtype("dtype", cam2world.dtype)
         return Cameras._trusted(cam2world, intrinsics)
 
-    def __getitem__(self, index: int | slice | Tensor | tuple) -> "Cameras":
+    def __getitem__(self, index: int | slice | Tensor | tuple | None) -> "Cameras":
         """Indexes the batch shape ``[..., C]`` like a tensor of that shape.
 
         An index that would remove the camera axis keeps it with size 1, so ``cams[0]`` of a
-        ``[C]`` batch is the first camera as ``Cameras`` of shape ``[1]``.
+        ``[C]`` batch is the first camera as ``Cameras`` of shape ``[1]``. ``None`` adds an axis:
+        ``cams[:, None]`` of a ``[B]`` batch is ``[B, 1]`` (one camera per scene) and
+        ``cams[None]`` of a ``[C]`` batch is ``[1, C]`` (the cameras of one scene).
         """
         if not isinstance(index, tuple):
             index = (index,)
@@ -322,6 +324,13 @@ class Cameras:
     @checked
     def from_eg3d_labels(cls, labels: Float[Tensor, "*batch 25"]) -> "Cameras":
         """Builds cameras from EG3D labels: flattened 4x4 ``cam2world`` then flattened 3x3 ``K``.
+
+        The batch shape is the labels' leading shape, so a dataset batch of labels ``[B, 25]``
+        gives ``Cameras [B]``, one batch dimension. The renderers (:func:`~aware3d.rasterize`,
+        the backgrounds, the volume renderer) take ``[B, C]``, ``C`` cameras per scene: for one
+        camera per scene build them from ``labels[:, None]`` (``[B, 1, 25]`` gives ``[B, 1]``), or
+        index ``cameras[:, None]``. A ``[B]`` batch is refused there with that hint, not guessed
+        (it could as well be the ``C = B`` cameras of one scene).
 
         Args:
             labels: ``[..., 25]``; a single label ``[25]`` gives ``Cameras`` of shape ``[1]``.

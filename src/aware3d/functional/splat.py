@@ -17,10 +17,10 @@ from aware3d._validation import (
     check_choice,
     check_memory,
     check_nonnegative_number,
+    check_scene_cameras,
     check_shape,
     check_values,
     finite_checks,
-    format_shape,
     require_tensor,
     value_checks_enabled,
 )
@@ -85,11 +85,7 @@ def _validate(
     if not isinstance(cameras, Cameras):
         raise TypeError(f"`cameras` must be a Cameras, got {type(cameras).__name__}")
     batch = gaussians.means.shape[0]
-    if len(cameras.shape) != 2 or cameras.shape[0] != batch:
-        raise ValueError(
-            f"`cameras` must have shape [B, C] = [{batch}, C] to match the Gaussians' batch "
-            f"B = {batch}, got {format_shape(tuple(cameras.shape))}"
-        )
+    check_scene_cameras(cameras.shape, batch, "the Gaussians' batch")
     for name, value in (("width", width), ("height", height)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
@@ -296,7 +292,10 @@ def rasterize(
     Args:
         gaussians: ``B`` scenes of ``N`` Gaussians (``means [B, N, 3]``, ``quats [B, N, 4]``,
             ``scales [B, N, 3]``, ``opacities [B, N]``, ``features [B, N, F]``).
-        cameras: ``Cameras`` of shape ``[B, C]``: scene ``b`` is seen by ``cameras[b]``.
+        cameras: ``Cameras`` of shape ``[B, C]``: scene ``b`` is seen by ``cameras[b]``. For one
+            camera per scene use ``cameras[:, None]`` (``Cameras.from_eg3d_labels(labels)`` of
+            labels ``[B, 25]`` is ``[B]``; ``from_eg3d_labels(labels[:, None])`` is ``[B, 1]``);
+            a 1-D batch is refused with that hint rather than guessed.
         width: image width ``W`` in pixels.
         height: image height ``H`` in pixels.
         backgrounds: optional per-image background features ``[B, C, F]``, added as
@@ -326,9 +325,10 @@ def rasterize(
         Differentiable w.r.t. means, quats, scales, opacities, features and backgrounds.
 
     Raises:
-        ValueError: for a camera batch that is not ``[B, C]``, a non-positive size, a background
-            of the wrong shape or with non-finite values, bad planes or ``eps2d``, an unknown
-            backend, ``backend="gsplat"`` with non-CUDA tensors, or meta tensors.
+        ValueError: for a camera batch that is not ``[B, C]`` (the message says how to reshape
+            it), a non-positive size, a background of the wrong shape or with non-finite values,
+            bad planes or ``eps2d``, an unknown backend, ``backend="gsplat"`` with non-CUDA
+            tensors, or meta tensors.
         TypeError: for arguments of the wrong type.
         MemoryError: if the images (or the torch backend's Gaussian-tile pairs) would need more
             memory than the device has available; the message gives the estimate and the limit.

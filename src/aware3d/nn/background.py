@@ -17,6 +17,7 @@ from aware3d._validation import (
     check_nonnegative_int,
     check_positive_int,
     check_positive_number,
+    check_scene_cameras,
     check_shape,
     check_values,
     finite_checks,
@@ -214,11 +215,7 @@ class SphericalBackground(nn.Module):
         self._check_w(w)
         if cameras.dtype != w.dtype:
             raise ValueError(f"`cameras` have dtype {cameras.dtype} but `w` has {w.dtype}")
-        if len(cameras.shape) != 2 or cameras.shape[0] != w.shape[0]:
-            raise ValueError(
-                f"`cameras` must have shape [B, C] with B = {w.shape[0]} (from `w`), "
-                f"got {list(cameras.shape)}"
-            )
+        check_scene_cameras(cameras.shape, w.shape[0], "from `w`")
 
     def render_with_depth(
         self, cameras: Cameras, width: int, height: int, w: Float[Tensor, "B *ws D"]

@@ -12,6 +12,7 @@ from aware3d._validation import (
     check_number,
     check_positive_int,
     check_positive_number,
+    check_scene_cameras,
     check_shape,
     require_tensor,
 )
@@ -179,11 +180,7 @@ class TriplaneRenderer(nn.Module):
             raise TypeError(f"`cameras` must be Cameras, got {type(cameras).__name__}")
         require_tensor("planes", planes)
         check_shape("planes", planes, ("B", 3, "P", "Hp", "Wp"))
-        if len(cameras.shape) != 2 or cameras.shape[0] != planes.shape[0]:
-            raise ValueError(
-                f"`cameras` must have shape [B, C] with B = {planes.shape[0]} (from `planes`), "
-                f"got {list(cameras.shape)}"
-            )
+        check_scene_cameras(cameras.shape, planes.shape[0], "from `planes`")
         check_bool("deterministic", deterministic)
         rays = cameras.pixel_rays(width, height)  # [B, C, H, W, 3]
         near, far = self._bounds(rays.origins, rays.directions)
