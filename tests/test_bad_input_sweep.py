@@ -48,8 +48,8 @@ def _entries() -> dict[str, Call]:
     import aware3d
     from aware3d import Cameras, Gaussians, intrinsics_from_fov, nn, orbit
     from aware3d import functional as fn
-    from aware3d import hierarchy_views as views
     from aware3d import training as tr
+    from aware3d.viz import hierarchy as views
 
     torch.manual_seed(0)
     decoder = nn.small_decoder(16, num_levels=2)

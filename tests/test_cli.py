@@ -48,13 +48,35 @@ def test_missing_data_is_a_usage_error(capsys, tmp_path):
     assert "does not exist" in parse_error(capsys, "--data", str(tmp_path / "missing.zip"))
 
 
-def test_max_images_default_matches_run_demo():
-    import inspect
+def test_max_images_default_is_the_demo_recipes():
+    from aware3d.recipes import DemoRecipe
 
-    from aware3d.demo.run import run_demo
+    assert build_parser().parse_args(["demo"]).max_images is None  # DemoRecipe's applies
+    assert DemoRecipe().synthetic_images == 2048
 
-    default = inspect.signature(run_demo).parameters["max_images"].default
-    assert build_parser().parse_args(["demo"]).max_images == default
+
+def test_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("aware3d ")
+
+
+def test_train_without_tensorboard_names_the_extra(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    from aware3d.cli import main
+
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "tensorboard" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(SystemExit):
+        main(["train", "--recipe", "demo", "--out", str(tmp_path / "run"), "--steps", "1"])
+    assert "aware3d[train]" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before any work
 
 
 def test_help_has_no_raw_markup():

@@ -5,7 +5,8 @@ import importlib.util
 import pytest
 import torch
 
-from aware3d.hierarchy_views import (
+from aware3d.nn.decoder import FlatGaussianDecoder, HierarchicalGaussianDecoder
+from aware3d.viz.hierarchy import (
     LEVEL_PALETTE,
     anchors_as_gaussians,
     color_by_level,
@@ -14,7 +15,6 @@ from aware3d.hierarchy_views import (
     select_levels,
     shrink_scales,
 )
-from aware3d.nn.decoder import FlatGaussianDecoder, HierarchicalGaussianDecoder
 
 CONFIG = {
     "w_dim": 16,

@@ -9,7 +9,7 @@ PROBE = """
 import json, sys, time
 start = time.perf_counter()
 import aware3d
-import aware3d.functional, aware3d.nn, aware3d.data, aware3d.training, aware3d.hierarchy_views
+import aware3d.functional, aware3d.nn, aware3d.data, aware3d.training, aware3d.viz.hierarchy
 elapsed = time.perf_counter() - start
 loaded = sorted(m for m in sys.modules if m == "gsplat" or m.startswith("gsplat."))
 print(json.dumps({"elapsed": elapsed, "gsplat_modules": loaded}))

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from aware3d.trainer.inception import (
+from aware3d.training.inception import (
     INCEPTION_WEIGHTS_ENV,
     INCEPTION_WEIGHTS_FILE,
     INCEPTION_WEIGHTS_URL,
@@ -286,7 +286,7 @@ def test_missing_torchmetrics_gives_the_install_command(monkeypatch: pytest.Monk
 
 PROBE = """
 import importlib, json, sys
-import aware3d, aware3d.trainer.inception as inception
+import aware3d, aware3d.training.inception as inception
 lazy = sorted(
     m for m in sys.modules if m.split(".")[0] in ("torch_fidelity", "torchmetrics", "torchvision")
 )
@@ -430,16 +430,14 @@ def test_fid_kid_bad_input():
 
 def test_the_evaluator_reports_fid_and_kid_with_local_weights(random_weights: Path):
     from aware3d.data.synthetic import SyntheticScenes
-    from aware3d.trainer.distributed import DistributedContext
-    from aware3d.trainer.evaluate import Evaluator
-    from aware3d.trainer.models import build_generator
-    from aware3d.trainer.recipes import DemoRecipe
+    from aware3d.recipes import DemoRecipe, build_generator
+    from aware3d.training.evaluate import Evaluator
 
     config = DemoRecipe(resolution=16, metric_images=4, z_dim=8, w_dim=8, decoder_levels=2)
     scenes = SyntheticScenes(num_scenes=1, views_per_scene=4, resolution=16,
                              value_range=(-1.0, 1.0))  # fmt: skip
-    ctx = DistributedContext(0, 1, 0, torch.device("cpu"))
-    evaluator = Evaluator(scenes, config, ctx, random_weights, announce=False)
+    evaluator = Evaluator(scenes, resolution=16, images=4, inception_weights=random_weights,
+                          announce=False)  # fmt: skip
     torch.manual_seed(0)
     metrics = evaluator(build_generator(config))
     assert set(metrics) == {"swd", "fid", "kid_mean", "kid_std"}

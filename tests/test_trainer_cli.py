@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from aware3d.trainer import RECIPES
-from aware3d.trainer.models import build_discriminator, build_generator
+from aware3d.recipes import RECIPES
 
 pytestmark = pytest.mark.slow
 
@@ -63,9 +62,10 @@ def test_ballgan_trains_with_its_dual_discriminator_and_ramped_losses(tmp_path):
 
 @pytest.mark.parametrize("name", ["gsgan-ffhq256", "gsgan-ffhq512", "ballgan-ffhq256"])
 def test_the_released_recipes_build_their_networks(name):
-    config = RECIPES[name]()
-    generator = build_generator(config)
-    discriminator = build_discriminator(config, generator.image_channels)
+    recipe = RECIPES[name]
+    config = recipe.config()
+    generator = recipe.generator(config)
+    discriminator = recipe.discriminator(config, generator.image_channels)
     assert discriminator.resolution == config.resolution
     assert discriminator.image_channels == (6 if name.startswith("ballgan") else 3)
     assert (discriminator.contrastive_dim is not None) == name.startswith("gsgan")

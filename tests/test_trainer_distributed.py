@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from aware3d.trainer import checkpoints
+from aware3d.training import run_checkpoints as checkpoints
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +33,14 @@ LAUNCHER = textwrap.dedent(
     import torch
     import torch.distributed as dist
 
-    from aware3d.trainer.loop import train
-    from aware3d.trainer.recipes import DemoRecipe, apply_overrides
+    from aware3d.recipes import RECIPES, DemoRecipe, apply_overrides, train
 
     out = Path(sys.argv[1])
     config = apply_overrides(DemoRecipe(), sys.argv[2:])
     identical = []
 
-    def check(step, nets):
+    def check(info):
+        nets = info.networks
         params = [*nets.generator.parameters(), *nets.discriminator.parameters(),
                   *nets.generator_ema.parameters()]
         flat = torch.cat([p.detach().reshape(-1) for p in params])
@@ -48,7 +48,7 @@ LAUNCHER = textwrap.dedent(
         dist.all_gather(gathered, flat)
         identical.append(all(torch.equal(gathered[0], g) for g in gathered))
 
-    result = train(config, out=out, progress=False, on_step=check)
+    result = train(RECIPES["demo"], config, out=out, progress=False, callbacks=[check])
     rank = os.environ["RANK"]
     (out / f"sync-rank{rank}.json").write_text(json.dumps({"identical": identical,
                                                            "step": result.step}))

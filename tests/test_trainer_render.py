@@ -1,4 +1,4 @@
-"""``aware3d.trainer.render``: the files ``aware3d render`` writes, for every generator kind."""
+"""``aware3d.viz.render``: the files ``aware3d render`` writes, for every generator kind."""
 
 from pathlib import Path
 
@@ -9,10 +9,15 @@ from PIL import Image
 from plyfile import PlyData
 
 from aware3d.data.synthetic import SyntheticScenes
-from aware3d.demo.models import build_generator
 from aware3d.gaussians import SH_C0, Gaussians
-from aware3d.models import BallGANGenerator, ballgan_small, gsgan_small
-from aware3d.trainer.render import depth_to_grey, render_outputs, triplane_point_cloud
+from aware3d.models import (
+    BallGANGenerator,
+    ballgan_small,
+    demo_generator,
+    gsgan_small,
+    triplane_point_cloud,
+)
+from aware3d.viz.render import depth_to_grey, render_outputs
 
 MODELS = ("demo", "gsgan", "ballgan")
 RES = 16
@@ -30,10 +35,7 @@ GAUSSIAN_PROPERTIES = [
 def _build(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
     if name == "demo":
-        return build_generator(
-            "demo", z_dim=16, w_dim=16, resolution=RES, decoder_levels=2,
-            decoder_blocks="window", initial_radius=0.2, background_freqs=2,
-        )  # fmt: skip
+        return demo_generator(z_dim=16, w_dim=16, resolution=RES, num_levels=2)
     if name == "gsgan":
         return gsgan_small(16, num_levels=2, resolution=RES)
     return ballgan_small(16, resolution=RES, neural_resolution=RES // 2)
@@ -234,5 +236,6 @@ def test_bad_input(
 def test_ballgan_needs_its_output_resolution(
     generators: dict[str, torch.nn.Module], labels: torch.Tensor, tmp_path: Path
 ) -> None:
-    with pytest.raises(ValueError, match="`resolution`"):
+    with pytest.raises(ValueError, match="output resolution"):
         render_outputs(generators["ballgan"], tmp_path, labels=labels, resolution=2 * RES)
+    assert not (tmp_path / "grid.png").exists()

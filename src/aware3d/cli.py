@@ -13,12 +13,6 @@ import os
 import tempfile
 from pathlib import Path
 
-#: Generators ``aware3d demo --model`` trains (mirrors ``aware3d.demo.models.MODELS``; a test
-#: keeps them equal without importing torch here).
-DEMO_MODELS = ("demo", "gsgan", "ballgan")
-#: Recipes ``aware3d train --recipe`` accepts (mirrors ``aware3d.trainer.recipes.RECIPES``; a
-#: test keeps them equal without importing torch here).
-TRAIN_RECIPES = ("demo", "gsgan-ffhq256", "gsgan-ffhq512", "ballgan-ffhq256")
 #: Resolutions the demo's discriminator accepts.
 RESOLUTIONS = (16, 32, 64, 128, 256)
 #: Synthetic scenes are seen from this many cameras each, so ``--max-images`` needs at least one
@@ -116,24 +110,38 @@ def _output_folder(text: str) -> Path:
 
 
 def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    del parser
-    from aware3d.demo.run import run_demo
-    from aware3d.demo.train import DemoConfig
+    import dataclasses
 
-    config = DemoConfig(
-        model=args.model,
-        steps=args.steps,
-        resolution=args.resolution,
-        batch=args.batch,
-        seed=args.seed,
-    )
-    run_demo(
-        data_path=args.data,
-        out=args.out,
-        device=args.device,
-        config=config,
-        max_images=args.max_images,
-    )
+    from aware3d.demo import run_demo
+    from aware3d.recipes import DemoRecipe
+
+    given = {
+        "demo_model": args.model,
+        "steps": args.steps,
+        "resolution": args.resolution,
+        "batch": args.batch,
+        "seed": args.seed,
+        "synthetic_images": args.max_images,
+    }
+    try:
+        config = dataclasses.replace(
+            DemoRecipe(), **{key: value for key, value in given.items() if value is not None}
+        )
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+    run_demo(config, out=args.out, data_path=args.data, device=args.device)
+
+
+def _require_train_extra(parser: argparse.ArgumentParser) -> None:
+    """Refuses to start a run whose logging needs a package the ``train`` extra installs."""
+    import importlib.util
+
+    missing = [name for name in ("tensorboard",) if importlib.util.find_spec(name) is None]
+    if missing:
+        parser.error(
+            f"aware3d train logs to TensorBoard and needs {', '.join(missing)}: install the "
+            "train extra, e.g. pip install 'aware3d[train]'"
+        )
 
 
 def _positive_float(text: str) -> float:
@@ -173,15 +181,17 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    from aware3d.trainer.loop import STOPPED_EXIT_CODE, train
-    from aware3d.trainer.recipes import RECIPES, apply_overrides
+    _require_train_extra(parser)
+    from aware3d.recipes import apply_overrides, get_recipe, train
+    from aware3d.training import STOPPED_EXIT_CODE
 
     try:
-        config = apply_overrides(RECIPES[args.recipe](), _train_overrides(args))
+        recipe = get_recipe(args.recipe)
+        config = apply_overrides(recipe.config(), _train_overrides(args))
     except (TypeError, ValueError) as error:
         parser.error(str(error))
     result = train(
-        config, out=args.out, data=args.data, device=args.device, resume=args.resume,
+        recipe, config, out=args.out, data=args.data, device=args.device, resume=args.resume,
         inception_weights=args.inception_weights, progress=not args.no_progress,
     )  # fmt: skip
     if result.stopped:
@@ -189,16 +199,18 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
 
 def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    del parser
     import json
 
     from aware3d._io import atomic_write_text
-    from aware3d.trainer.checkpoint_models import evaluate_checkpoint
+    from aware3d.recipes import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(
-        args.checkpoint, data=args.data, device=args.device, images=args.images,
-        inception_weights=args.inception_weights,
-    )  # fmt: skip
+    try:
+        metrics = evaluate_checkpoint(
+            args.checkpoint, data=args.data, device=args.device, images=args.images,
+            inception_weights=args.inception_weights,
+        )  # fmt: skip
+    except FileNotFoundError as error:
+        parser.error(str(error))
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.out is not None:
@@ -206,12 +218,14 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
 
 def _render(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    del parser
-    from aware3d.trainer.checkpoint_models import render_checkpoint
+    from aware3d.recipes import render_checkpoint
 
-    written = render_checkpoint(
-        args.checkpoint, args.out, device=args.device, count=args.count, seed=args.seed
-    )
+    try:
+        written = render_checkpoint(
+            args.checkpoint, args.out, device=args.device, count=args.count, seed=args.seed
+        )
+    except FileNotFoundError as error:
+        parser.error(str(error))
     for name, path in written.items():
         print(f"{name}: {path}")
 
@@ -227,9 +241,10 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--recipe",
-        choices=TRAIN_RECIPES,
         required=True,
-        help="the recipe (typed hyper-parameters; see the training docs)",
+        metavar="NAME|package.module:attr",
+        help="a built-in recipe (demo, gsgan-ffhq256, gsgan-ffhq512, ballgan-ffhq256) or your "
+        "own aware3d.recipes.Recipe as package.module:attr (importable, e.g. on PYTHONPATH)",
     )
     train.add_argument(
         "--data",
@@ -282,7 +297,11 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
 
 def _add_checkpoint_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
-        "eval", help="metrics of a checkpoint's EMA generator (SWD; FID/KID with local weights)"
+        "eval",
+        help="metrics of a checkpoint's EMA generator (SWD; FID/KID with local weights)",
+        description="Evaluates the EMA generator of a checkpoint written by `aware3d train` or "
+        "`aware3d demo` against its data set: the sliced Wasserstein distance, and FID/KID when "
+        "the Inception weights are found locally (nothing is downloaded). Prints the JSON.",
     )
     evaluate.add_argument(
         "--checkpoint",
@@ -312,7 +331,11 @@ def _add_checkpoint_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     evaluate.set_defaults(handler=_eval)
     render = commands.add_parser(
-        "render", help="a checkpoint's samples: grid, turntable GIF, depth and PLY"
+        "render",
+        help="a checkpoint's samples: grid, turntable GIF, depth and PLY",
+        description="Renders the EMA generator of a checkpoint written by `aware3d train` or "
+        "`aware3d demo`: grid.png, turntable.gif, depth.png and sample.ply (3DGS Gaussians, or "
+        "BallGAN's tri-plane foreground as points) in --out, from FFHQ-like cameras.",
     )
     render.add_argument(
         "--checkpoint",
@@ -332,22 +355,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aware3d", description="Building blocks for 3D-aware GANs: the aware3d command."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
         help="train a small 3D-aware GAN from the components and write figures and metrics",
         description="Trains MappingNetwork + HierarchicalGaussianDecoder + SphericalBackground + "
-        "rasterize + CompositeRenderer against a camera-conditioned discriminator, then writes "
-        "samples, a turntable, the foreground/background decomposition, loss curves, a PLY, a "
-        "checkpoint and metrics.json to --out.",
+        "rasterize + composite over the sphere against a camera-conditioned discriminator (the "
+        "demo recipe of `aware3d train`), then writes samples, a turntable, the "
+        "foreground/background decomposition, loss curves, a PLY and metrics.json to --out, "
+        "beside the run's checkpoints.",
     )
-    defaults = _demo_defaults()
     demo.add_argument(
         "--model",
-        choices=DEMO_MODELS,
-        default=defaults["model"],
-        help="the generator: the demo's own (demo), GSGAN's (gsgan) or BallGAN's (ballgan) "
-        "assembly at CPU size (default: %(default)s)",
+        choices=("demo", "gsgan", "ballgan"),
+        default=None,
+        help="the generator: the demo's own (demo, the default), GSGAN's (gsgan) or BallGAN's "
+        "(ballgan) assembly at CPU size",
     )
     demo.add_argument(
         "--data",
@@ -358,20 +382,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--steps",
         type=_positive_int,
-        default=defaults["steps"],
-        help="training steps, >= 1 (default: %(default)s, a few minutes on 2 CPU cores)",
+        default=None,
+        help="training steps, >= 1 (default: the demo recipe's, a few minutes on 2 CPU cores)",
     )
     demo.add_argument(
         "--resolution",
         type=_resolution,
-        default=defaults["resolution"],
-        help="image size, a power of two from 16 to 256 (default: %(default)s)",
+        default=None,
+        help="image size, a power of two from 16 to 256 (default: the demo recipe's)",
     )
     demo.add_argument(
         "--batch",
         type=_positive_int,
-        default=defaults["batch"],
-        help="scenes per step, >= 1 (default: %(default)s)",
+        default=None,
+        help="scenes per step, >= 1 (default: the demo recipe's)",
     )
     demo.add_argument(
         "--out",
@@ -388,16 +412,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--seed",
         type=_nonnegative_int,
-        default=defaults["seed"],
-        help="seed of the data, the models and the latents (default: %(default)s)",
+        default=None,
+        help="seed of the data, the models and the latents (default: the demo recipe's)",
     )
     demo.add_argument(
         "--max-images",
         type=_max_images,
-        default=defaults["max_images"],
-        help=f"images used for training, >= {VIEWS_PER_SCENE} (synthetic data: "
-        f"max_images // {VIEWS_PER_SCENE} scenes of {VIEWS_PER_SCENE} views; "
-        "default: %(default)s)",
+        default=None,
+        help=f"synthetic images, >= {VIEWS_PER_SCENE} (max_images // {VIEWS_PER_SCENE} scenes "
+        f"of {VIEWS_PER_SCENE} views; default: the demo recipe's synthetic_images)",
     )
     demo.set_defaults(handler=_demo)
     _add_train_parser(commands)
@@ -405,17 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _demo_defaults() -> dict:
-    # Mirrors DemoConfig's defaults (and run_demo's max_images) without importing torch, so that
-    # `--help` and argument errors are instant; a test keeps them equal.
-    return {
-        "model": "demo",
-        "steps": 1000,
-        "resolution": 32,
-        "batch": 8,
-        "seed": 0,
-        "max_images": 2048,
-    }
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aware3d")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,28 +1,5 @@
-"""The demo: a small 3D-aware GAN assembled from aware3d's components, trained end to end."""
+"""The demo: the demo recipe trained by :func:`aware3d.training.fit`, plus its figures."""
 
-from aware3d.demo.generator import Generator3D, GeneratorOutput
-from aware3d.demo.train import (
-    Batch,
-    DemoConfig,
-    Evaluation,
-    Models,
-    TrainingRun,
-    build_models,
-    evaluate,
-    train,
-    training_step,
-)
+from aware3d.demo.run import DemoEvaluation, demo_metrics, run_demo
 
-__all__ = [
-    "Batch",
-    "DemoConfig",
-    "Evaluation",
-    "Generator3D",
-    "GeneratorOutput",
-    "Models",
-    "TrainingRun",
-    "build_models",
-    "evaluate",
-    "train",
-    "training_step",
-]
+__all__ = ["DemoEvaluation", "demo_metrics", "run_demo"]

@@ -1,116 +1,179 @@
-"""``aware3d demo``: train the demo GAN and write every figure, the checkpoint and the metrics."""
+"""``aware3d demo``: the demo recipe through :func:`aware3d.training.fit`, then its figures.
 
+The run folder is an ordinary training run (``checkpoints/step-*``, ``log.jsonl``, ``images/``)
+that ``aware3d eval``, ``aware3d render`` and ``aware3d train --resume`` read; the demo adds its
+figures (samples, turntable, decomposition, levels, loss curves, a PLY) and ``metrics.json`` with
+the sliced Wasserstein distance, the separation loss and the foreground coverage of the EMA
+generator before and after training.
+"""
+
+import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
+from torch import nn
+from torch.utils.data import Dataset
 
 from aware3d._io import atomic_write_text
-from aware3d.cameras import fov_from_intrinsics
-from aware3d.data.eg3d import EG3DDataset
-from aware3d.data.synthetic import SyntheticScenes
-from aware3d.demo import figures
-from aware3d.demo.generator import Generator3D
-from aware3d.demo.models import ImageRenderer, latent_dim
-from aware3d.demo.train import DemoConfig, TrainingRun, train
-from aware3d.training import save_checkpoint
+from aware3d.cameras import Cameras, fov_from_intrinsics
+from aware3d.data.eg3d import EG3DItem
+from aware3d.functional.losses import separation_loss
+from aware3d.models import DemoGenerator, SupportsPLYExport, check_generator
+from aware3d.nn.background import SphericalBackground
+from aware3d.recipes import RECIPES, DemoRecipe, train
+from aware3d.training import dataset_labels, make_ema, resize_images, sliced_wasserstein_distance
+from aware3d.viz import figures
+
+__all__ = ["DemoEvaluation", "demo_metrics", "run_demo"]
+
+_METRIC_SEED = 12345
+#: Losses drawn in ``loss_curves.png`` (those the generator returns).
+_CURVES = ("d_loss", "g_loss", "separation", "distortion", "density", "r1")
 
 
-class DemoData(NamedTuple):
-    """Images in [-1, 1] and their EG3D labels, held in memory."""
+class DemoEvaluation(NamedTuple):
+    """Quality of a generator against the first ``count`` real images.
 
-    images: torch.Tensor
-    labels: torch.Tensor
-    masks: torch.Tensor | None
-    description: str
+    Attributes:
+        swd: mean sliced Wasserstein distance (x1e3) to the real images.
+        swd_per_level: the same per Laplacian-pyramid level.
+        separation: mean separation loss of the generated images.
+        coverage_fake: mean foreground opacity of the generated images.
+        coverage_real: mean ground-truth foreground mask of the same real images (``None`` for
+            data without masks).
+    """
 
-
-def load_data(path: Path | None, resolution: int, seed: int, max_images: int) -> DemoData:
-    """Synthetic scenes by default, or an EG3D dataset (images resized to ``resolution``)."""
-    if path is None:
-        scenes = SyntheticScenes(
-            num_scenes=max_images // 4, views_per_scene=4, resolution=resolution, seed=seed,
-            value_range=(-1.0, 1.0),
-        )  # fmt: skip
-        return DemoData(
-            scenes.real_images(), scenes.labels, scenes.masks, f"SyntheticScenes({len(scenes)})"
-        )
-    dataset = EG3DDataset(path, value_range=(-1.0, 1.0))
-    count = min(len(dataset), max_images)
-    images, labels = [], []
-    for index in range(count):
-        item = dataset[index]
-        image = item.image
-        if image.shape[0] != resolution or image.shape[1] != resolution:
-            image = torch.nn.functional.interpolate(
-                image.permute(2, 0, 1)[None], size=(resolution, resolution), mode="area"
-            )[0].permute(1, 2, 0)
-        images.append(image)
-        labels.append(item.label)
-    return DemoData(torch.stack(images), torch.stack(labels), None, f"EG3DDataset({path}, {count})")
+    swd: float
+    swd_per_level: list[float]
+    separation: float
+    coverage_fake: float
+    coverage_real: float | None
 
 
-def write_outputs(run: TrainingRun, data: DemoData, out: Path, device: torch.device) -> dict:
-    """Writes the figures, the PLY, the checkpoint and ``metrics.json`` into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    config = run.config
-    g = run.generator_ema
-    count = min(16, data.labels.shape[0])
-    latents = torch.randn(count, latent_dim(g), generator=torch.Generator().manual_seed(7))
-    latents = latents.to(device)
-    labels = data.labels[:count].to(device)
-    resolution = config.resolution
-    render = ImageRenderer(g)
-    figures.save_samples(render, latents, labels, resolution, out / "samples.png")
-    fov = float(fov_from_intrinsics(data.labels[0, 16:].reshape(3, 3)))
-    figures.save_turntable(render, latents[:4], fov, resolution, out / "turntable.gif")
-    if isinstance(g, Generator3D):  # the figures that read the demo generator's parts
-        figures.save_decomposition(
-            g, latents[:4], labels[:4], resolution, out / "decomposition.png"
-        )
-        figures.save_levels(g, latents[:3], labels[:3], resolution, out / "levels.png")
-        figures.save_sample_ply(g, latents, out / "sample.ply")
-    figures.save_loss_curves(run.history, out / "loss_curves.png")
-    metrics = run.metrics()
-    metrics["data"] = data.description
-    save_checkpoint(
-        out / "checkpoint",
-        {"generator": run.generator, "generator_ema": g, "discriminator": run.discriminator},
-        {"demo_config": metrics["config"], "metrics": {k: v for k, v in metrics.items()
-                                                        if k != "config"}},
+@torch.no_grad()
+def demo_metrics(
+    generator: nn.Module, data: Dataset[EG3DItem], resolution: int, count: int, device: torch.device
+) -> DemoEvaluation:
+    """SWD, separation loss and foreground coverage of ``generator`` from fixed latents.
+
+    The fakes are rendered from the cameras of the first ``count`` items; the generator's output
+    must carry a ``composite`` (every generator of the library's does).
+    """
+    gen = check_generator(generator)
+    count = min(count, len(data))  # type: ignore[arg-type]
+    labels = dataset_labels(data)[:count].to(device)
+    z = torch.randn(count, gen.latent_dim, generator=torch.Generator().manual_seed(_METRIC_SEED))
+    fakes, separations, coverages = [], [], []
+    for start in range(0, count, 32):
+        part = slice(start, start + 32)
+        cameras = Cameras.from_eg3d_labels(labels[part, None])
+        out = generator(z[part].to(device), cameras, resolution, resolution)
+        fakes.append(out.images[:, 0].cpu())
+        separations.append(separation_loss(out.composite.bg_transmittance, reduction="sum"))
+        coverages.append(out.composite.opacity.sum())
+    fake = torch.cat(fakes)
+    real = resize_images(torch.stack([data[i].image for i in range(count)]), resolution)
+    swd = sliced_wasserstein_distance((real.clamp(-1, 1) + 1) / 2, (fake.clamp(-1, 1) + 1) / 2,
+                                      min_size=16)  # fmt: skip
+    masks = getattr(data, "masks", None)
+    pixels = count * resolution**2
+    return DemoEvaluation(
+        swd.mean, list(swd.per_level), float(torch.stack(separations).sum()) / pixels,
+        float(torch.stack(coverages).sum()) / pixels,
+        None if masks is None else float(masks[:count].mean()),
     )  # fmt: skip
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    return metrics
+
+
+def _write_figures(
+    generator: Any, data: Dataset[EG3DItem], config: DemoRecipe, out: Path, device: torch.device,
+    history: dict[str, list[float]],
+) -> None:  # fmt: skip
+    labels_all = dataset_labels(data)
+    count = min(16, labels_all.shape[0])
+    latents = torch.randn(count, generator.latent_dim,
+                          generator=torch.Generator().manual_seed(7)).to(device)  # fmt: skip
+    labels = labels_all[:count].to(device)
+    resolution = config.resolution
+    figures.save_samples(generator, latents, labels, resolution, out / "samples.png")
+    fov = float(fov_from_intrinsics(labels_all[0, 16:].reshape(3, 3)))
+    figures.save_turntable(generator, latents[:4], fov, resolution, out / "turntable.gif")
+    if isinstance(getattr(generator, "background", None), SphericalBackground):  # sphere + splats
+        figures.save_decomposition(generator, latents[:4], labels[:4], resolution,
+                                   out / "decomposition.png")  # fmt: skip
+    if isinstance(generator, DemoGenerator):  # the hierarchy's levels
+        figures.save_levels(generator, latents[:3], labels[:3], resolution, out / "levels.png")
+    first = generator(latents[:1], Cameras.from_eg3d_labels(labels[:1, None]), resolution,
+                      resolution)  # fmt: skip
+    if isinstance(generator, SupportsPLYExport):
+        generator.export_ply(first, out / "sample.ply")
+    curves = {name: history[name] for name in _CURVES if name in history}
+    if "r1" in curves:  # R1 runs every r1_interval steps; the others hold 0
+        curves["r1"] = curves["r1"][:: config.r1_interval]
+    figures.save_loss_curves(curves, out / "loss_curves.png")
 
 
 def run_demo(
+    config: DemoRecipe,
     *,
-    data_path: Path | None,
     out: Path,
-    device: str,
-    config: DemoConfig,
-    max_images: int = 2048,
+    data_path: Path | None = None,
+    device: str = "cpu",
     progress: bool = True,
-) -> dict:
-    """Loads data, trains, writes outputs; returns the metrics."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+) -> dict[str, Any]:
+    """Trains the demo recipe into ``out`` and writes its figures and ``metrics.json``.
+
+    Args:
+        config: the demo recipe's configuration.
+        out: the run's folder.
+        data_path: an EG3D data set; ``None`` for the synthetic scenes.
+        device: the training device.
+        progress: show the progress bar.
+
+    Returns:
+        The metrics written to ``metrics.json``.
+    """
+    recipe = RECIPES["demo"]
     start = time.perf_counter()
-    data = load_data(data_path, config.resolution, config.seed, max_images)
-    print(f"data: {data.description}, {data.images.shape[0]} images at {config.resolution} px")
-    run = train(config, data, device, progress=progress)
-    metrics = write_outputs(run, data, out, torch.device(device))
-    metrics["total_seconds"] = time.perf_counter() - start
+    torch_device = torch.device(device)
+    data = recipe.data(config, data_path)
+    print(f"data: {type(data).__name__}, {len(data)} images at {config.resolution} px")  # type: ignore[arg-type]
+    torch.manual_seed(config.seed)  # the generator fit starts from, as train() builds it
+    initial = make_ema(recipe.generator(config)).to(torch_device)
+    before = demo_metrics(initial, data, config.resolution, config.metric_images, torch_device)
+    del initial
+    result = train(recipe, config, out=out, data=data_path, device=device, progress=progress,
+                   tensorboard=False)  # fmt: skip
+    generator = result.networks.generator_ema
+    after = demo_metrics(generator, data, config.resolution, config.metric_images, torch_device)
+    _write_figures(generator, data, config, out, torch_device, result.history)
+    separation_tail = result.history.get("separation", [])[-50:]
+    metrics = {
+        "sliced_wasserstein_start": before.swd,
+        "sliced_wasserstein_end": after.swd,
+        "sliced_wasserstein_start_per_level": before.swd_per_level,
+        "sliced_wasserstein_end_per_level": after.swd_per_level,
+        "separation_loss_start": before.separation,
+        "separation_loss_end": after.separation,
+        "foreground_coverage_fake_start": before.coverage_fake,
+        "foreground_coverage_fake": after.coverage_fake,
+        "foreground_coverage_real": after.coverage_real,
+        "separation_loss_mean_last_50_steps": sum(separation_tail) / max(1, len(separation_tail)),
+        "steps": result.step,
+        "checkpoint": str(result.checkpoint),
+        "data": f"{type(data).__name__}({len(data)})",  # type: ignore[arg-type]
+        "config": dataclasses.asdict(config),
+        "total_seconds": time.perf_counter() - start,
+    }
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    real = metrics["foreground_coverage_real"]
+    real = after.coverage_real
     print(
-        f"sliced Wasserstein distance (x1e3, lower is better): "
-        f"{metrics['sliced_wasserstein_start']:.1f} at the start -> "
-        f"{metrics['sliced_wasserstein_end']:.1f} at the end; foreground coverage "
-        f"{metrics['foreground_coverage_fake']:.3f}"
+        f"sliced Wasserstein distance (x1e3, lower is better): {before.swd:.1f} at the start -> "
+        f"{after.swd:.1f} at the end; foreground coverage {after.coverage_fake:.3f}"
         + ("" if real is None else f" (real images: {real:.3f})")
-        + f"; separation loss {metrics['separation_loss_start']:.3f} -> "
-        f"{metrics['separation_loss_end']:.3f}; {metrics['total_seconds']:.0f} s; wrote {out}/"
+        + f"; separation loss {before.separation:.3f} -> {after.separation:.3f}; "
+        f"{metrics['total_seconds']:.0f} s; wrote {out}/"
     )
     return metrics

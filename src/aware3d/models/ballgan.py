@@ -11,17 +11,22 @@ super-resolution network turns that feature image into the output image; the raw
 first three channels.
 """
 
+from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from aware3d._validation import check_positive_int
+from aware3d import _ply
+from aware3d._validation import check_positive_int, check_shape
 from aware3d.cameras import Cameras
 from aware3d.functional.compositing import CompositeResult
-from aware3d.functional.losses import ballgan_density_loss
+from aware3d.functional.losses import ballgan_density_loss, separation_loss
+from aware3d.functional.triplane import sample_triplane
 from aware3d.nn.background import SphericalBackground, ballgan_background
 from aware3d.nn.mapping import MappingNetwork, ballgan_background_mapping, gsgan_mapping
 from aware3d.nn.superresolution import (
@@ -37,7 +42,22 @@ from aware3d.nn.triplane import (
 )
 from aware3d.nn.volume_renderer import TriplaneRenderer, VolumeRender
 
-__all__ = ["BallGANGenerator", "BallGANOutput", "ballgan_ffhq256", "ballgan_small"]
+__all__ = [
+    "BallGANGenerator",
+    "BallGANOutput",
+    "ballgan_ffhq256",
+    "ballgan_small",
+    "triplane_point_cloud",
+]
+
+#: Cells per side of the grid on which the density is queried (:meth:`BallGANGenerator.export_ply`).
+POINT_GRID = 64
+#: A grid cell is foreground when its opacity ``1 - exp(-sigma * cell size)`` exceeds this.
+POINT_OPACITY_THRESHOLD = 0.1
+#: Points kept (the densest) when no cell passes :data:`POINT_OPACITY_THRESHOLD`.
+POINT_TOP_K = 2048
+#: Points decoded per pass when querying a tri-plane.
+_POINT_CHUNK = 1 << 16
 
 
 class BallGANOutput(NamedTuple):
@@ -79,6 +99,13 @@ class BallGANGenerator(nn.Module):
         superresolution: :class:`~aware3d.nn.SuperResolution`; reads the last of ``ws``.
         neural_resolution: the volume-rendering resolution ``h = w`` (EG3D/BallGAN: 64 at the
             start of training, 128 later).
+
+    It implements :class:`~aware3d.models.GeneratorProtocol`: ``latent_dim`` is
+    ``z_dim + z_background_dim`` (a latent ``z`` of that width is split into the foreground's and
+    the background's), :meth:`regularizers` returns ``separation`` and ``density``, and the
+    discriminator sees EG3D's dual images (``image_channels`` 6). In eval mode
+    (``module.eval()``) it renders deterministically by default: no ray jitter and the
+    tri-plane synthesis's constant noise, as EG3D renders its figures.
     """
 
     def __init__(
@@ -110,6 +137,10 @@ class BallGANGenerator(nn.Module):
         self.neural_resolution = check_positive_int("neural_resolution", neural_resolution)
         self.z_dim = mapping.z_dim
         self.z_background_dim = background_mapping.z_dim
+        #: Width of the latent the loop draws: the foreground's, then the background's.
+        self.latent_dim = self.z_dim + self.z_background_dim
+        #: Width of the conditioning label (25, or 0 for an unconditioned mapping).
+        self.c_dim = mapping.c_dim
         #: Channels the discriminator sees: the final image and the upsampled raw image.
         self.image_channels = 6
 
@@ -120,27 +151,29 @@ class BallGANGenerator(nn.Module):
         width: int,
         height: int,
         *,
-        z_background: Float[Tensor, "B Zb"],
         c: Float[Tensor, "B 25"] | None = None,
         psi: float = 1.0,
+        z_background: Float[Tensor, "B Zb"] | None = None,
         neural_resolution: int | None = None,
-        noise_mode: str = "random",
-        deterministic: bool = False,
+        noise_mode: str | None = None,
+        deterministic: bool | None = None,
         generator: torch.Generator | None = None,
     ) -> BallGANOutput:
         """Generates ``B`` scenes and renders each from its cameras (``Cameras [B, C]``).
 
         Args:
-            z: foreground latents ``[B, z_dim]``.
+            z: foreground latents ``[B, z_dim]`` with ``z_background``, or both latents
+                concatenated ``[B, latent_dim]`` without it.
             cameras: ``Cameras [B, C]``.
             width: output width (the super-resolution's output resolution).
             height: output height (equal to ``width``).
-            z_background: background latents ``[B, z_background_dim]``.
             c: conditioning labels ``[B, 25]``; default: each scene's first camera.
             psi: truncation of both mappings.
+            z_background: background latents ``[B, z_background_dim]`` (or ``None``, above).
             neural_resolution: volume-rendering resolution (default: the module's).
-            noise_mode: the tri-plane synthesis noise (``"random"``, ``"const"``, ``"none"``).
-            deterministic: no jitter in the ray sampling.
+            noise_mode: the tri-plane synthesis noise (``"random"``, ``"const"``, ``"none"``);
+                default ``"random"`` in training mode, ``"const"`` in eval mode.
+            deterministic: no jitter in the ray sampling; default: in eval mode.
             generator: random generator for the ray sampling and the noise.
 
         Returns:
@@ -155,6 +188,13 @@ class BallGANGenerator(nn.Module):
             )
         low = self.neural_resolution if neural_resolution is None else neural_resolution
         check_positive_int("neural_resolution", low)
+        if z_background is None:
+            check_shape("z", z, (None, self.latent_dim))
+            z, z_background = z[:, : self.z_dim], z[:, self.z_dim :]
+        if noise_mode is None:
+            noise_mode = "random" if self.training else "const"
+        if deterministic is None:
+            deterministic = not self.training
         labels = cameras.to_eg3d_labels()[:, 0] if c is None else c
         ws = self.mapping(z, labels if self.mapping.c_dim else None, psi=psi)
         ws_background = self.background_mapping(z_background, psi=psi)
@@ -177,14 +217,44 @@ class BallGANGenerator(nn.Module):
             images, features[..., :3], composite, render, planes, ws, ws_background
         )
 
-    def foreground_loss(self, out: BallGANOutput) -> Tensor:
-        """BallGAN's density loss on the importance samples.
+    def regularizers(self, out: BallGANOutput) -> dict[str, Tensor]:
+        """The generator's regularisation terms of ``out``.
 
-        :func:`~aware3d.functional.ballgan_density_loss` of the fine samples' raw densities at
-        their distances.
+        * ``separation``: BallGAN's ``min(T_bg, 1 - T_bg)`` of the volume rendering;
+        * ``density``: BallGAN's density loss,
+          :func:`~aware3d.functional.ballgan_density_loss` of the fine samples' raw densities at
+          their distances.
         """
         fine = out.render.fine
-        return ballgan_density_loss(fine.raw_densities, fine.t)
+        return {
+            "separation": separation_loss(out.composite.bg_transmittance),
+            "density": ballgan_density_loss(fine.raw_densities, fine.t),
+        }
+
+    def real_discriminator_images(self, real: Float[Tensor, "B H W 3"]) -> Float[Tensor, "B H W 6"]:
+        """Real images as the dual discriminator sees them, ``[B, H, W, 6]``.
+
+        The image paired with itself resized down to the neural-rendering resolution and back up
+        (antialiased bilinear, EG3D's ``filtered_resizing``), as EG3D's training loop pairs real
+        images.
+        """
+        low = self.neural_resolution
+        x = rearrange(real, "b h w f -> b f h w")
+        raw = F.interpolate(x, size=(low, low), mode="bilinear", align_corners=False,
+                            antialias=True)  # fmt: skip
+        return rearrange(dual_discriminator_input(x, raw), "b f h w -> b h w f")
+
+    def export_ply(self, out: BallGANOutput, path: Path) -> Path:
+        """Writes scene 0's tri-plane foreground as a coloured point cloud PLY.
+
+        ``x y z`` float and ``red green blue`` uchar columns, from :func:`triplane_point_cloud`.
+        """
+        points, colours = triplane_point_cloud(self, out.planes[:1])
+        columns = {axis: np.ascontiguousarray(points[:, i]) for i, axis in enumerate("xyz")}
+        for i, name in enumerate(("red", "green", "blue")):
+            columns[name] = np.ascontiguousarray(colours[:, i])
+        _ply.write_vertices(path, columns)
+        return path
 
     def discriminator_images(self, out: BallGANOutput) -> Float[Tensor, "B C Ho Wo 6"]:
         """EG3D's dual-discriminator input, channels last like the images.
@@ -198,6 +268,56 @@ class BallGANGenerator(nn.Module):
             rearrange(out.images_raw, "b c h w f -> (b c) f h w"),
         )
         return rearrange(pair, "(b c) f h w -> b c h w f", c=views)
+
+
+def triplane_point_cloud(
+    generator: "BallGANGenerator",
+    planes: Tensor,
+    *,
+    grid_size: int = POINT_GRID,
+    threshold: float = POINT_OPACITY_THRESHOLD,
+    top_k: int = POINT_TOP_K,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The foreground of one scene's tri-planes as coloured points.
+
+    The density is queried at the centres of a ``grid_size``-cubed grid over the renderer's box
+    ``[-box_size / 2, box_size / 2]^3``, exactly as the renderer reads it
+    (:func:`~aware3d.functional.sample_triplane` with the renderer's box and plane axes, then its
+    decoder, ``sigma = softplus(raw - density_offset)``). A cell is kept when its opacity
+    ``1 - exp(-sigma * cell size)`` exceeds ``threshold``; if none does, the ``top_k`` densest
+    cells are kept, so the cloud is never empty. A point's colour is its decoded features' first
+    three channels (what BallGAN's raw image composites; they lie in [0, 1]) as uint8.
+
+    Args:
+        generator: the BallGAN generator whose renderer decodes the planes.
+        planes: one scene's tri-planes ``[1, 3, F, R, R]``.
+        grid_size: cells per side.
+        threshold: opacity above which a cell is foreground.
+        top_k: cells kept when none is foreground.
+
+    Returns:
+        ``(points [P, 3] float32, colours [P, 3] uint8)``, ``P >= 1``.
+    """
+    renderer = generator.renderer
+    box = float(renderer.box_size)
+    cell = box / grid_size
+    axis = (torch.arange(grid_size, device=planes.device, dtype=planes.dtype) + 0.5) * cell
+    axis = axis - box / 2
+    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+    sigmas, colours = [], []
+    for start in range(0, len(points), _POINT_CHUNK):
+        part = points[None, start : start + _POINT_CHUNK]
+        sampled = sample_triplane(planes[:1], part, box_size=box, projection=renderer.projection)
+        raw, features = renderer.decoder(sampled)
+        sigmas.append(F.softplus(raw[0] - renderer.density_offset))
+        colours.append(features[0, :, :3])
+    sigma = torch.cat(sigmas)
+    opacity = -torch.expm1(-sigma * cell)
+    keep = torch.nonzero(opacity > threshold)[:, 0]
+    if len(keep) == 0:
+        keep = torch.topk(sigma, min(top_k, len(sigma))).indices.sort().values
+    rgb = (torch.cat(colours)[keep].clamp(0, 1) * 255).round().to(torch.uint8)
+    return points[keep].float().cpu().numpy(), rgb.cpu().numpy()
 
 
 def ballgan_ffhq256() -> BallGANGenerator:

@@ -9,6 +9,7 @@ the last style vector drives the background, either
   pass as the foreground, black where nothing covers the pixel, as released.
 """
 
+from pathlib import Path
 from typing import Literal, NamedTuple
 
 import torch
@@ -18,7 +19,8 @@ from torch import Tensor, nn
 from aware3d._validation import check_choice, check_positive_int
 from aware3d.cameras import Cameras
 from aware3d.functional.compositing import CompositeResult, composite_splat
-from aware3d.functional.losses import splat_distortion_loss
+from aware3d.functional.losses import separation_loss, splat_distortion_loss
+from aware3d.functional.regularizers import centre_distance_loss, knn_distance_loss
 from aware3d.functional.splat import SplatOutput, rasterize
 from aware3d.gaussians import Gaussians
 from aware3d.nn.background import SphericalBackground
@@ -60,6 +62,12 @@ class GSGANGenerator(nn.Module):
         decoder: the Gaussian decoder.
         background: :class:`~aware3d.nn.SphericalBackground` or
             :class:`~aware3d.nn.GaussianBackground`, driven by ``ws[:, -1]``.
+        knn_neighbours: ``k`` of GSGAN's k-NN regulariser of the level-0 Gaussians (64 as
+            released; at most their count minus one is used).
+
+    It implements :class:`~aware3d.models.GeneratorProtocol`: ``latent_dim`` is the mapping's
+    ``z_dim``, ``c_dim`` its label width, and :meth:`regularizers` returns ``separation``,
+    ``distortion``, ``knn`` and ``centre``.
     """
 
     def __init__(
@@ -67,6 +75,8 @@ class GSGANGenerator(nn.Module):
         mapping: MappingNetwork,
         decoder: HierarchicalGaussianDecoder,
         background: SphericalBackground | GaussianBackground,
+        *,
+        knn_neighbours: int = 64,
     ) -> None:
         super().__init__()
         if mapping.num_ws != decoder.num_ws + 1:
@@ -80,7 +90,12 @@ class GSGANGenerator(nn.Module):
                 f"{type(background).__name__}"
             )
         self.mapping, self.decoder, self.background = mapping, decoder, background
+        self.knn_neighbours = check_positive_int("knn_neighbours", knn_neighbours)
         self.z_dim = mapping.z_dim
+        #: Width of the latent the loop draws (the mapping's ``z_dim``).
+        self.latent_dim = mapping.z_dim
+        #: Width of the conditioning label (25, or 0 for an unconditioned mapping).
+        self.c_dim = mapping.c_dim
         #: Channels the discriminator sees.
         self.image_channels = 3
 
@@ -136,15 +151,44 @@ class GSGANGenerator(nn.Module):
             composite = composite_splat(splat.features, splat.alpha, bg, splat.depth, bg_depth)
         return GSGANOutput(composite.image, composite, splat, gaussians, ws)
 
-    def foreground_loss(self, out: GSGANOutput) -> Tensor:
-        """The splat distortion loss on the rendered depth moments (mean over pixels)."""
+    def regularizers(self, out: GSGANOutput) -> dict[str, Tensor]:
+        """The generator's regularisation terms of ``out`` (means over the batch).
+
+        * ``separation``: BallGAN's ``min(T_bg, 1 - T_bg)`` of the composite;
+        * ``distortion``: the splat distortion loss of the rendered depth moments;
+        * ``knn``: GSGAN's mean distance of each level-0 Gaussian to its ``knn_neighbours``
+          nearest (at most ``N0 - 1``), :func:`~aware3d.functional.knn_distance_loss`;
+        * ``centre``: GSGAN's distance of the level-0 centroid to the origin,
+          :func:`~aware3d.functional.centre_distance_loss`.
+        """
         assert out.splat.moment1 is not None
         assert out.splat.moment2 is not None
-        return splat_distortion_loss(out.splat.alpha, out.splat.moment1, out.splat.moment2)
+        anchors = out.gaussians.means[:, : self.decoder.level_sizes[0]]  # level 0 comes first
+        return {
+            "separation": separation_loss(out.composite.bg_transmittance),
+            "distortion": splat_distortion_loss(
+                out.splat.alpha, out.splat.moment1, out.splat.moment2
+            ),
+            "knn": knn_distance_loss(anchors, min(self.knn_neighbours, anchors.shape[1] - 1)),
+            "centre": centre_distance_loss(anchors),
+        }
 
     def discriminator_images(self, out: GSGANOutput) -> Float[Tensor, "B C H W 3"]:
         """What the discriminator sees: the composite images."""
         return out.images
+
+    def real_discriminator_images(self, real: Float[Tensor, "B H W 3"]) -> Float[Tensor, "B H W 3"]:
+        """Real images as the discriminator sees them: unchanged."""
+        return real
+
+    def export_ply(self, out: GSGANOutput, path: Path) -> Path:
+        """Writes scene 0's foreground Gaussians as a 3DGS PLY (colours from [-1, 1] to [0, 1])."""
+        first = out.gaussians[0]
+        viewable = Gaussians(
+            first.means, first.quats, first.scales, first.opacities,
+            ((first.features + 1) / 2).clamp(0, 1), first.levels,
+        )  # fmt: skip
+        return viewable.save_ply(path)
 
 
 def _background(kind: str, w_dim: int) -> SphericalBackground | GaussianBackground:

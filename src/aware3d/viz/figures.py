@@ -1,4 +1,10 @@
-"""Figures and files the demo writes: sample grid, turntable GIF, decomposition, levels, curves."""
+"""Figures: image grids, sample grids, turntable GIFs, decompositions, level renders, loss curves.
+
+Every function takes a generator's call ``(z, cameras, width, height) -> output with .images``
+(any :class:`~aware3d.models.GeneratorProtocol`), except :func:`save_decomposition` and
+:func:`save_levels`, which read the parts of a :class:`~aware3d.models.GSGANGenerator` (and the
+demo's :class:`~aware3d.models.DemoGenerator` hierarchy).
+"""
 
 import math
 from collections.abc import Callable
@@ -15,9 +21,20 @@ from PIL import Image
 from torch import Tensor
 
 from aware3d.cameras import Cameras, intrinsics_from_fov, orbit
-from aware3d.demo.generator import Generator3D
-from aware3d.gaussians import Gaussians
-from aware3d.hierarchy_views import render_levels
+from aware3d.models.demo import DemoGenerator
+from aware3d.models.gsgan import GSGANGenerator
+from aware3d.nn.background import SphericalBackground
+from aware3d.viz.hierarchy import render_levels
+
+__all__ = [
+    "grid",
+    "save_decomposition",
+    "save_levels",
+    "save_loss_curves",
+    "save_samples",
+    "save_turntable",
+    "to_uint8",
+]
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -86,9 +103,17 @@ def save_turntable(
 
 @torch.no_grad()
 def save_decomposition(
-    generator: Generator3D, z: Tensor, labels: Tensor, resolution: int, path: Path
+    generator: GSGANGenerator, z: Tensor, labels: Tensor, resolution: int, path: Path
 ) -> None:
-    """Foreground, its opacity, the background alone and the composite, one row per latent."""
+    """Foreground, its opacity, the background alone and the composite, one row per latent.
+
+    For a generator over BallGAN's sphere (a :class:`~aware3d.nn.SphericalBackground`).
+    """
+    if not isinstance(generator.background, SphericalBackground):
+        raise TypeError(
+            "save_decomposition needs a generator over a SphericalBackground, got "
+            f"{type(generator.background).__name__}"
+        )
     cameras = Cameras.from_eg3d_labels(labels[:, None])
     out = generator(z, cameras, resolution, resolution)
     background = generator.background.render(cameras, resolution, resolution, out.ws[:, -1])
@@ -112,7 +137,7 @@ def save_decomposition(
 
 @torch.no_grad()
 def save_levels(
-    generator: Generator3D, z: Tensor, labels: Tensor, resolution: int, path: Path
+    generator: DemoGenerator, z: Tensor, labels: Tensor, resolution: int, path: Path
 ) -> None:
     """Renders levels 0..l cumulatively (coarse to fine), one row per latent."""
     hierarchy, _ = generator.hierarchy(z)
@@ -150,15 +175,3 @@ def save_loss_curves(history: dict[str, list[float]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-@torch.no_grad()
-def save_sample_ply(generator: Generator3D, z: Tensor, path: Path) -> Gaussians:
-    """Writes the first latent's Gaussians as a 3DGS PLY, colours mapped from [-1, 1] to [0, 1]."""
-    gaussians = generator.decoder(generator.mapping(z[:1])[:, :-1])
-    viewable = Gaussians(
-        gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
-        ((gaussians.features + 1) / 2).clamp(0, 1), gaussians.levels,
-    )  # fmt: skip
-    viewable.save_ply(path)
-    return viewable

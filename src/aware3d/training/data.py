@@ -8,7 +8,6 @@ the batches already used, without loading them.
 """
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -19,29 +18,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from aware3d.cameras import Cameras
 from aware3d.data.eg3d import EG3DBatch, EG3DDataset, EG3DItem
-from aware3d.data.synthetic import SyntheticScenes
-from aware3d.trainer.recipes import DemoRecipe, TrainConfig
 
-__all__ = ["DataPosition", "RealBatches", "dataset_labels", "open_dataset", "resize_images"]
-
-_VIEWS_PER_SCENE = 4
-
-
-def open_dataset(path: Path | None, config: TrainConfig) -> Dataset[EG3DItem]:
-    """The EG3D data set at ``path`` (pixels in [-1, 1]), or the demo's synthetic scenes.
-
-    Raises:
-        ValueError: if ``path`` is ``None`` for a recipe other than ``demo``.
-    """
-    if path is not None:
-        return EG3DDataset(path, value_range=(-1.0, 1.0))
-    if not isinstance(config, DemoRecipe):
-        raise ValueError(f"the {type(config).recipe!r} recipe needs --data (an EG3D data set)")
-    return SyntheticScenes(
-        num_scenes=max(1, config.synthetic_images // _VIEWS_PER_SCENE),
-        views_per_scene=_VIEWS_PER_SCENE, resolution=config.resolution, seed=config.seed,
-        value_range=(-1.0, 1.0),
-    )  # fmt: skip
+__all__ = ["DataPosition", "RealBatches", "dataset_labels", "resize_images"]
 
 
 def dataset_labels(dataset: Dataset[EG3DItem]) -> Tensor:

@@ -1,28 +1,26 @@
-"""The demo's generator: GSGAN's assembly with the demo's small parts.
+"""The demo's generator: GSGAN's assembly with the demo's small parts (the window network).
 
 ``z -> MappingNetwork -> ws``; ``ws[:, :-1] -> HierarchicalGaussianDecoder -> Gaussians``;
 ``rasterize(Gaussians, cameras)`` gives the splatted foreground; ``ws[:, -1]`` drives the
 ``SphericalBackground``, over which the foreground is composited at unit occupancy. It is
-:class:`~aware3d.models.GSGANGenerator` built from a small decoder, an unconditioned mapping
-network and a smooth background, plus :meth:`Generator3D.hierarchy` for the figures.
+:class:`~aware3d.models.GSGANGenerator` (returning a :class:`~aware3d.models.GSGANOutput`) built
+from a small decoder, an unconditioned mapping network and a smooth background, plus
+:meth:`DemoGenerator.hierarchy` for the figures.
 """
 
 from jaxtyping import Float
 from torch import Tensor
 
 from aware3d.functional.hierarchy import GaussianHierarchy
-from aware3d.models.gsgan import GSGANGenerator, GSGANOutput
+from aware3d.models.gsgan import GSGANGenerator
 from aware3d.nn.background import SphericalBackground
 from aware3d.nn.decoder import HierarchicalGaussianDecoder, small_decoder
 from aware3d.nn.mapping import MappingNetwork
 
-__all__ = ["Generator3D", "GeneratorOutput"]
-
-#: What :class:`Generator3D` returns (images, composite, splat, Gaussians, ws).
-GeneratorOutput = GSGANOutput
+__all__ = ["DemoGenerator", "demo_generator"]
 
 
-class Generator3D(GSGANGenerator):
+class DemoGenerator(GSGANGenerator):
     """Mapping network + hierarchical Gaussian decoder + spherical background + compositing.
 
     Args:
@@ -69,3 +67,32 @@ class Generator3D(GSGANGenerator):
         """
         ws = self.mapping(z, psi=psi)
         return self.decoder.forward_hierarchy(ws[:, :-1], camera_forward), ws
+
+
+def demo_generator(
+    *,
+    z_dim: int = 64,
+    w_dim: int = 64,
+    resolution: int = 32,
+    num_levels: int = 3,
+    blocks: str = "window",
+    initial_radius: float = 0.2,
+    background_freqs: int = 2,
+) -> DemoGenerator:
+    """The demo's generator at CPU size (call under a fixed seed: its weights are drawn here).
+
+    Args:
+        z_dim: latent width.
+        w_dim: style width ``D``.
+        resolution: the image size the decoder's pixel size is set for.
+        num_levels: decoder levels.
+        blocks: the decoder's token network, ``"window"`` or ``"gsgan"``
+            (:func:`~aware3d.nn.small_decoder`).
+        initial_radius: with ``"window"``, radius of the ball the level-0 anchors start in.
+        background_freqs: octaves of the background's direction encoding.
+    """
+    window = {"initial_radius": initial_radius} if blocks == "window" else {}
+    decoder = small_decoder(
+        w_dim, num_levels=num_levels, resolution=resolution, blocks=blocks, **window
+    )
+    return DemoGenerator(z_dim, w_dim, decoder, background_freqs=background_freqs)

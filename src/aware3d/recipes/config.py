@@ -1,11 +1,11 @@
-"""Training recipes: typed dataclasses of every hyper-parameter, one per released configuration.
+"""Recipe configurations: typed dataclasses of every hyper-parameter, one per released recipe.
 
-A recipe is a frozen dataclass; :class:`TrainConfig` holds the fields every run has and each
-recipe subclasses it with its own defaults (and, for the demo, its own model fields), citing
-where the numbers come from. ``aware3d train --recipe NAME --set key=value`` starts from
-``RECIPES[NAME]()`` and replaces fields with :func:`apply_overrides`, which parses each value by
-the field's annotation and refuses unknown keys. :func:`config_to_json` /
-:func:`config_from_json` store the resolved recipe beside every checkpoint.
+A recipe's configuration is a frozen dataclass; :class:`TrainConfig` holds the fields every run
+has and each recipe subclasses it with its own defaults (and, for the demo, its own model
+fields), citing where the numbers come from. ``aware3d train --recipe NAME --set key=value``
+starts from the recipe's default configuration and replaces fields with :func:`apply_overrides`,
+which parses each value by the field's annotation and refuses unknown keys. The registry
+(:mod:`aware3d.recipes.registry`) stores the resolved configuration beside every checkpoint.
 
 The released numbers are those of GSGAN's (``hse1032/Adversarial-Generation-of-Hierarchical-
 Gaussians-for-3D-Generative-Model``: ``train.py``, ``_scripts/train_ffhq{256,512}.sh``,
@@ -39,21 +39,13 @@ from aware3d.training.augment import AUGMENTATIONS
 __all__ = [
     "GSGANFFHQ256",
     "GSGANFFHQ512",
-    "MODELS",
-    "RECIPES",
     "BallGANFFHQ256",
     "DemoRecipe",
     "TrainConfig",
     "apply_overrides",
-    "config_from_json",
-    "config_to_json",
-    "recipe_names",
+    "describe",
+    "fields_from_json",
 ]
-
-#: The generators a recipe can name (``model``): the demo's own, the CPU-sized assemblies of
-#: GSGAN and BallGAN, and the released FFHQ networks.
-MODELS = ("demo", "gsgan-small", "ballgan-small", "gsgan-ffhq256", "gsgan-ffhq512",
-          "ballgan-ffhq256")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,8 @@ class TrainConfig:
 
     Attributes:
         recipe: the recipe's name (set by each subclass; not overridable).
-        model: the generator, one of :data:`MODELS`.
+        model: the generator, one of :data:`aware3d.recipes.MODELS` (a user's recipe may ignore
+            it and build its own).
         resolution: image size (the data are resized to it when they differ).
         batch: global batch: scenes per step over all processes (divided evenly among them).
         kimg: training length in thousands of images (used when ``steps`` is 0).
@@ -101,8 +94,9 @@ class TrainConfig:
         swap_fade_kimg: the probability fades from 1 to ``swap_probability`` over this length.
         separation_weight: weight of BallGAN's separation loss (background transmittance).
         separation_ramp: multiply it by BallGAN's ramp ``exp(n / 5000) / 20`` below 15k images.
-        foreground_loss_weight: weight of the generator's foreground loss (the splat distortion
-            loss of the Gaussian generators, or BallGAN's density loss).
+        foreground_loss_weight: weight of the generator's foreground regulariser: ``distortion``
+            (the splat distortion loss of the Gaussian generators) and ``density`` (BallGAN's
+            density loss), whichever the generator returns.
         foreground_loss_ramp: multiply it by the same ramp.
         knn_weight: weight of GSGAN's k-NN regulariser of the level-0 anchors.
         knn_neighbours: its ``k``.
@@ -163,7 +157,6 @@ class TrainConfig:
     metric_images: int = 2000
 
     def __post_init__(self) -> None:
-        check_choice("model", self.model, MODELS)
         for name in ("resolution", "batch", "r1_interval", "mbstd_group", "d_channel_base",
                      "d_channel_max", "d_embed_dim", "knn_neighbours", "keep_checkpoints",
                      "log_every", "metric_images"):  # fmt: skip
@@ -343,17 +336,6 @@ class BallGANFFHQ256(TrainConfig):
     metric_kimg: float = 80.0
 
 
-#: Recipe name -> recipe class.
-RECIPES: dict[str, type[TrainConfig]] = {
-    cls.recipe: cls for cls in (DemoRecipe, GSGANFFHQ256, GSGANFFHQ512, BallGANFFHQ256)
-}
-
-
-def recipe_names() -> tuple[str, ...]:
-    """The names ``--recipe`` accepts."""
-    return tuple(RECIPES)
-
-
 def _field_types(cls: type[TrainConfig]) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -435,22 +417,12 @@ def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfi
     return dataclasses.replace(config, **changes)
 
 
-def config_to_json(config: TrainConfig) -> dict[str, Any]:
-    """The resolved config as JSON-ready data: ``{"recipe": name, "fields": {...}}``."""
-    return {"recipe": type(config).recipe, "fields": dataclasses.asdict(config)}
-
-
-def config_from_json(data: dict[str, Any]) -> TrainConfig:
-    """Rebuilds a config written by :func:`config_to_json` (tuples restored, checks re-run).
+def fields_from_json(cls: type[TrainConfig], fields: object, name: str) -> TrainConfig:
+    """Rebuilds a configuration of ``cls`` from its JSON fields (tuples restored, checks re-run).
 
     Raises:
-        ValueError: for an unknown recipe or fields the recipe does not have.
+        ValueError: for fields that are not an object, or fields the recipe does not have.
     """
-    name = data.get("recipe")
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
-    cls = RECIPES[name]
-    fields = data.get("fields")
     if not isinstance(fields, dict):
         raise ValueError("the config has no 'fields' object")
     types_ = _field_types(cls)
@@ -466,4 +438,6 @@ def config_from_json(data: dict[str, Any]) -> TrainConfig:
 
 def describe(config: TrainConfig) -> str:
     """The resolved config as indented JSON (printed at the start of a run)."""
-    return json.dumps(config_to_json(config), indent=2)
+    return json.dumps(
+        {"recipe": type(config).recipe, "fields": dataclasses.asdict(config)}, indent=2
+    )

@@ -6,12 +6,14 @@ process per device; :func:`init_distributed` joins them with ``gloo`` on CPU and
 CUDA. Without those variables the run is a single process and no group is created.
 """
 
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 __all__ = ["DistributedContext", "init_distributed"]
 
@@ -93,6 +95,25 @@ class DistributedContext:
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def wrap(self, module: torch.nn.Module, sync_buffers: bool) -> torch.nn.Module:
+        """``module`` in ``DistributedDataParallel`` on this process's device.
+
+        ``sync_buffers=False`` leaves the buffers to the loop (:meth:`average_buffers`).
+        ``find_unused_parameters`` is on: BallGAN's super-resolution noise strengths are unused
+        (EG3D renders it without noise) and so is GSGAN's contrastive branch at weight 0.
+        """
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        options: dict[str, Any] = {"device_ids": device_ids, "find_unused_parameters": True}
+        if not sync_buffers:  # newer torch renames the option (and still syncs at construction)
+            accepted = inspect.signature(DistributedDataParallel.__init__).parameters
+            name = (
+                "forward_sync_buffers"
+                if "forward_sync_buffers" in accepted
+                else "broadcast_buffers"
+            )
+            options[name] = False
+        return DistributedDataParallel(module, **options)
 
     @property
     def _collective_device(self) -> torch.device:

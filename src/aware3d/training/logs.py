@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 from torch import Tensor
 
-from aware3d.demo import figures
+from aware3d.viz import figures
 
 __all__ = ["RunLogger"]
 

@@ -2,7 +2,8 @@
 
 A checkpoint folder holds one safetensors file per network and per optimizer
 (``generator``, ``generator_ema``, ``discriminator``, ``optimizer_generator``,
-``optimizer_discriminator``) and two JSON files: ``config.json`` (the resolved recipe) and
+``optimizer_discriminator``) and two JSON files: ``config.json`` (what the caller of
+:func:`~aware3d.training.fit` stores, a recipe's resolved configuration) and
 ``state.json`` (step, images seen, every process's RNG states, the data-loader position and the
 optimizers' hyper-parameters). No pickle is written or read.
 
@@ -35,6 +36,8 @@ __all__ = [
     "find_latest_checkpoint",
     "list_checkpoints",
     "load_training_checkpoint",
+    "read_checkpoint_config",
+    "read_checkpoint_state",
     "restore_rng",
     "save_training_checkpoint",
     "step_folder_name",
@@ -241,8 +244,13 @@ def _existing(path: Path) -> Path:
 
 
 def read_checkpoint_config(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
-    """The resolved recipe stored in a checkpoint folder."""
+    """The configuration stored in a checkpoint folder (``config.json``: a recipe's)."""
     return read_json_object(_existing(Path(checkpoint) / CONFIG_FILE))
+
+
+def read_checkpoint_state(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint folder's ``state.json`` (step, images seen, RNG states, data position)."""
+    return read_json_object(_existing(Path(checkpoint) / STATE_FILE))
 
 
 def load_training_checkpoint(

@@ -1,6 +1,5 @@
 """A trained checkpoint's generator, and what ``aware3d eval`` and ``aware3d render`` do with it."""
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -8,33 +7,43 @@ from typing import Any
 import torch
 from torch import nn
 
-from aware3d.trainer import checkpoints
-from aware3d.trainer.data import dataset_labels, open_dataset
-from aware3d.trainer.distributed import DistributedContext
-from aware3d.trainer.evaluate import Evaluator
-from aware3d.trainer.loop import resolve_resume
-from aware3d.trainer.models import build_generator
-from aware3d.trainer.recipes import TrainConfig, config_from_json
+from aware3d.recipes.config import TrainConfig
+from aware3d.recipes.registry import Recipe, config_from_json
+from aware3d.training import Evaluator, dataset_labels, resolve_resume
+from aware3d.training import run_checkpoints as checkpoints
+from aware3d.viz import render_outputs
 
 __all__ = ["evaluate_checkpoint", "load_generator", "render_checkpoint"]
 
 
 def load_generator(
-    checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+    checkpoint: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    *,
+    argument: str = "--checkpoint",
+) -> tuple[nn.Module, Recipe, TrainConfig, dict[str, Any]]:
     """The EMA generator of a checkpoint (or of a run folder's newest), its recipe and state.
 
+    Reads the output of ``aware3d train`` and ``aware3d demo`` alike (a run folder, or one of its
+    ``checkpoints/step-*`` folders).
+
+    Args:
+        checkpoint: a checkpoint folder or a run folder.
+        device: where to put the generator.
+        argument: the option the user gave the path with (for error messages).
+
     Raises:
-        FileNotFoundError: if the folder holds no checkpoint.
+        FileNotFoundError: if the folder holds no checkpoint (naming ``argument``).
         ValueError: for a checkpoint whose files do not match its recipe's generator.
     """
-    folder = resolve_resume(str(checkpoint), Path(checkpoint))
+    folder = resolve_resume(Path(checkpoint), Path(checkpoint), argument=argument)
     assert folder is not None
-    config = config_from_json(checkpoints.read_checkpoint_config(folder))
-    generator = build_generator(config)
+    recipe, config = config_from_json(checkpoints.read_checkpoint_config(folder))
+    torch.manual_seed(config.seed)
+    generator = recipe.generator(config)
     state = checkpoints.load_training_checkpoint(folder, modules={"generator_ema": generator})
     state["folder"] = str(folder)
-    return generator.to(device).eval().requires_grad_(False), config, state
+    return generator.to(device).eval().requires_grad_(False), recipe, config, state
 
 
 def evaluate_checkpoint(
@@ -50,12 +59,13 @@ def evaluate_checkpoint(
     Returns:
         ``{"checkpoint", "step", "kimg", "images", "metrics": {...}}``.
     """
-    generator, config, state = load_generator(checkpoint, device)
-    if images is not None:
-        config = dataclasses.replace(config, metric_images=images)
-    dataset = open_dataset(data, config)
-    ctx = DistributedContext(0, 1, 0, torch.device(device))
-    evaluator = Evaluator(dataset, config, ctx, inception_weights)
+    generator, recipe, config, state = load_generator(checkpoint, device)
+    dataset = recipe.data(config, data)
+    evaluator = Evaluator(
+        dataset, resolution=config.resolution,
+        images=config.metric_images if images is None else images, device=device,
+        inception_weights=inception_weights,
+    )  # fmt: skip
     metrics = evaluator(generator)
     return {"checkpoint": str(state["folder"]), "step": state["step"],
             "kimg": state["images_seen"] / 1000, "images": evaluator.count,
@@ -77,9 +87,8 @@ def render_checkpoint(
     needed.
     """
     from aware3d.data.synthetic import SyntheticScenes
-    from aware3d.trainer.render import render_outputs
 
-    generator, config, _ = load_generator(checkpoint, device)
+    generator, _, config, _ = load_generator(checkpoint, device)
     scenes = SyntheticScenes(num_scenes=max(1, count // 4), views_per_scene=4,
                              resolution=16, seed=seed)  # fmt: skip
     labels = dataset_labels(scenes).to(device)

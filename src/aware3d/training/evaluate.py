@@ -2,7 +2,7 @@
 
 The sliced Wasserstein distance (:func:`~aware3d.training.sliced_wasserstein_distance`) needs no
 weights and is always computed. FID and KID use the standard Inception
-(:mod:`aware3d.trainer.inception`) when its weights are found locally; nothing is downloaded,
+(:mod:`aware3d.training.inception`) when its weights are found locally; nothing is downloaded,
 and without them the two are skipped with a message. The first ``metric_images`` items of the
 data set are the real set; the fakes are rendered by the EMA generator from fixed latents and
 the same items' cameras, so successive evaluations of a run are comparable.
@@ -15,22 +15,20 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from aware3d.cameras import Cameras
 from aware3d.data.eg3d import EG3DItem
-from aware3d.demo.models import latent_dim
-from aware3d.trainer.data import dataset_labels, resize_images
-from aware3d.trainer.distributed import DistributedContext
-from aware3d.trainer.inception import (
+from aware3d.models.protocol import check_generator
+from aware3d.training.data import dataset_labels, resize_images
+from aware3d.training.inception import (
     InceptionFeatures,
     fid_kid,
     find_inception_weights,
     inception_features,
     load_inception,
 )
-from aware3d.trainer.models import sample_images
-from aware3d.trainer.recipes import TrainConfig
-from aware3d.training import sliced_wasserstein_distance
+from aware3d.training.metrics import sliced_wasserstein_distance
 
-__all__ = ["Evaluator"]
+__all__ = ["Evaluator", "sample_images"]
 
 _METRIC_SEED = 12345
 
@@ -40,8 +38,9 @@ class Evaluator:
 
     Args:
         dataset: the run's data set.
-        config: the recipe (``resolution``, ``metric_images``).
-        ctx: the process's context (the metrics run where it is called, on rank 0).
+        resolution: the size real images are resized to and fakes rendered at.
+        images: images per set (at most the data set's size).
+        device: where the generator runs.
         inception_weights: an explicit weights file, or ``None`` to look in the usual places.
         announce: print whether FID/KID will be computed.
     """
@@ -49,16 +48,17 @@ class Evaluator:
     def __init__(
         self,
         dataset: Dataset[EG3DItem],
-        config: TrainConfig,
-        ctx: DistributedContext,
-        inception_weights: str | os.PathLike[str] | None = None,
         *,
+        resolution: int,
+        images: int,
+        device: torch.device | str = "cpu",
+        inception_weights: str | os.PathLike[str] | None = None,
         announce: bool = True,
     ) -> None:
         self.dataset = dataset
-        self.config = config
-        self.device = ctx.device
-        self.count = min(config.metric_images, len(dataset))  # type: ignore[arg-type]
+        self.resolution = resolution
+        self.device = torch.device(device)
+        self.count = min(images, len(dataset))  # type: ignore[arg-type]
         self.labels = dataset_labels(dataset)[: self.count]
         self.weights: Path | None = find_inception_weights(inception_weights)
         self.inception: InceptionFeatures | None = None
@@ -76,16 +76,16 @@ class Evaluator:
         """The real set ``[N, H, W, 3]`` in [-1, 1] (loaded once)."""
         if self._real is None:
             images = [self.dataset[i].image for i in range(self.count)]
-            self._real = resize_images(torch.stack(images), self.config.resolution)
+            self._real = resize_images(torch.stack(images), self.resolution)
         return self._real
 
     @torch.no_grad()
     def fake_images(self, generator: nn.Module) -> Tensor:
         """The generator's images of the fixed latents from the real set's cameras."""
-        z = torch.randn(self.count, latent_dim(generator),
+        z = torch.randn(self.count, check_generator(generator).latent_dim,
                         generator=torch.Generator().manual_seed(_METRIC_SEED))  # fmt: skip
         images = sample_images(generator, z.to(self.device), self.labels.to(self.device),
-                               self.config.resolution)  # fmt: skip
+                               self.resolution)  # fmt: skip
         return images.cpu()
 
     def __call__(self, generator: nn.Module) -> dict[str, float]:
@@ -104,3 +104,19 @@ class Evaluator:
             scores = fid_kid(self._real_features, fake_features)
             metrics.update(fid=scores.fid, kid_mean=scores.kid_mean, kid_std=scores.kid_std)
         return metrics
+
+
+@torch.no_grad()
+def sample_images(
+    generator: nn.Module, z: Tensor, labels: Tensor, resolution: int, chunk: int = 16
+) -> Tensor:
+    """Images ``[N, H, W, 3]`` of ``z [N, latent_dim]`` seen from ``labels [N, 25]``, in chunks.
+
+    Each sample is conditioned on its own camera (the generator's default).
+    """
+    images = []
+    for start in range(0, z.shape[0], chunk):
+        part = slice(start, start + chunk)
+        cameras = Cameras.from_eg3d_labels(labels[part, None])
+        images.append(generator(z[part], cameras, resolution, resolution).images[:, 0])
+    return torch.cat(images)
