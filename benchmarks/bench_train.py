@@ -160,7 +160,7 @@ def _child(memdir: Path, argv: list[str]) -> None:
     import torch
 
     from aware3d import cli
-    from aware3d.trainer import logs
+    from aware3d.training import logs
 
     marks: list[list[float | None]] = []
     scalars = logs.RunLogger.scalars

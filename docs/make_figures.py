@@ -18,7 +18,6 @@ import torch
 
 from aware3d import Cameras, intrinsics_from_fov, orbit, rasterize
 from aware3d.data import SyntheticScenes
-from aware3d.demo import DemoConfig, build_models
 from aware3d.functional import (
     composite_volume,
     midpoint_volume_samples,
@@ -27,7 +26,7 @@ from aware3d.functional import (
 )
 from aware3d.models import ballgan_small
 from aware3d.nn import SphericalBackground, TriplaneRenderer
-from aware3d.training import load_checkpoint
+from aware3d.recipes import load_generator
 
 ASSETS = Path(__file__).parent / "pages" / "assets"
 
@@ -57,8 +56,7 @@ def splat_figure(path: Path) -> None:
 
 def panorama_figure(demo: Path, path: Path) -> None:
     """Panoramas of the trained EMA generator's backgrounds for three latents."""
-    generator, _ = build_models(DemoConfig(), torch.device("cpu"))
-    load_checkpoint(demo / "checkpoint", {"generator_ema": generator})
+    generator, *_ = load_generator(demo)
     z = torch.randn(3, generator.z_dim, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         ws = generator.mapping(z)
