@@ -16,7 +16,12 @@ import pytest
 PACKAGE_DIR = Path(__file__).parent.parent / "src" / "aware3d"
 
 #: Subpackages whose modules must not import one another in a circle (with the top-level modules).
-CHECKED = ("aware3d.nn", "aware3d.functional")
+CHECKED = ("aware3d.nn", "aware3d.functional", "aware3d.models", "aware3d.data", "aware3d.viz",
+           "aware3d.training", "aware3d.recipes", "aware3d.demo")  # fmt: skip
+
+#: The design's layers, lowest first: a package imports only from its own layer or below.
+LAYERS = {"functional": 0, "nn": 1, "models": 2, "data": 2, "viz": 3, "training": 4,
+          "recipes": 5, "demo": 6, "cli": 7}  # fmt: skip
 
 
 def _module_names(package_dir: Path) -> dict[Path, str]:
@@ -168,6 +173,22 @@ def test_no_import_cycles_among_checked_modules():
     assert "aware3d.cameras" in checked
     cycle = find_cycle(checked)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_package_imports_a_layer_above_it():
+    graph = import_graph(PACKAGE_DIR)
+
+    def layer(module: str) -> int | None:
+        parts = module.split(".")
+        return LAYERS.get(parts[1]) if len(parts) > 1 else None
+
+    upward = [
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        for b in targets
+        if layer(a) is not None and layer(b) is not None and layer(b) > layer(a)
+    ]  # type: ignore[operator]
+    assert upward == []
 
 
 def test_layers_import_their_parts_in_one_direction():
