@@ -89,7 +89,7 @@ def test_two_processes_stay_in_sync_and_match_one_process_of_the_same_global_bat
         (tmp_path / "ddp" / "checkpoints" / "step-00000003" / "state.json").read_text()
     )
     assert state["world_size"] == 2 and len(state["rng"]) == 2 and state["images_seen"] == 24
-    assert ddp.stdout.count("aware3d train: 2 process(es)") == 1
+    assert ddp.stdout.count("fit: 2 process(es)") == 1
 
     single = subprocess.run(
         _train_command("--out", str(tmp_path / "one"), "--steps", "3", "--batch", "8",

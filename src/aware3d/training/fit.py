@@ -332,6 +332,8 @@ def _fit(
     optimizer_map = {"optimizer_generator": opt_g, "optimizer_discriminator": opt_d}
     run_meta = {"batch": batch, "seed": seed, "world_size": ctx.world_size}
 
+    if ctx.is_main:
+        print(f"fit: {ctx.world_size} process(es) on {ctx.device}", flush=True)
     logger = RunLogger(out, enabled=ctx.is_main, tensorboard=tensorboard)
     shared = torch.Generator().manual_seed(seed)
     local = torch.Generator().manual_seed(seed * 1_000_003 + 7919 * (ctx.rank + 1))
