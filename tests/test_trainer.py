@@ -110,7 +110,7 @@ def test_an_unknown_model_is_refused_when_the_generator_is_built():
     from aware3d.recipes import build_generator
 
     with pytest.raises(ValueError, match="`model` must be one of"):
-        build_generator(apply_overrides(DemoRecipe(), ["model=unet"]))
+        build_generator(apply_overrides(GSGANFFHQ256(), ["model=unet"]))
 
 
 def test_an_override_given_twice_is_an_error():
