@@ -47,7 +47,7 @@ def test_gsgan_regularisers_blur_swaps_and_augmentation_all_train(tmp_path):
     )  # fmt: skip
     assert len(records) == 2
     for record in records:
-        for name in ("knn", "centre", "contrastive_g", "contrastive_d", "separation", "foreground"):
+        for name in ("knn", "centre", "contrastive_g", "contrastive_d", "separation", "distortion"):
             value = record[f"loss/{name}"]
             assert value == value and value > 0, (name, value)
 
@@ -55,7 +55,7 @@ def test_gsgan_regularisers_blur_swaps_and_augmentation_all_train(tmp_path):
 def test_ballgan_trains_with_its_dual_discriminator_and_ramped_losses(tmp_path):
     records = train_demo(tmp_path, "demo_model=ballgan", "separation_ramp=true",
                          "foreground_loss_ramp=true", "r1_interval=1")  # fmt: skip
-    assert all(r["loss/foreground"] > 0 and r["loss/r1"] > 0 for r in records)
+    assert all(r["loss/density"] > 0 and r["loss/r1"] > 0 for r in records)
     config = json.loads((tmp_path / "checkpoints" / "step-00000002" / "config.json").read_text())
     assert config["fields"]["demo_model"] == "ballgan"
 

@@ -127,7 +127,7 @@ def resolve_resume(
     latest = checkpoints.find_latest_checkpoint(path)
     if latest is None:
         raise FileNotFoundError(
-            f"{argument} {resume}: no training checkpoint there (a folder with "
+            f"{argument} {resume}: no checkpoint there (a training checkpoint folder holds "
             f"{checkpoints.STATE_FILE}) nor in {Path(resume) / checkpoints.CHECKPOINT_FOLDER}"
         )
     return latest
