@@ -1,18 +1,18 @@
 """Benchmark: the hierarchical Gaussian decoder vs its number of levels, and the whole generator.
 
 Section 1 (decoder, CPU; also CUDA when available): GSGAN's released network
-(``gsgan_256(num_levels=L)``: 256 initial tokens, 4 children, widths 512, 512, 256, 128, 128, 128,
-6 gated transformer blocks, EdgeConv at finer levels) with ``L`` = 3..6 levels (5,376 to 349,440
-Gaussians) at batch 1: minimum and median wall time over the repeats of a forward pass
-(no grad) and of forward + backward, and peak extra memory. Each (levels, mode) runs in a fresh
-subprocess; on CPU the peak is the growth of the process's ``ru_maxrss`` high-water mark during
-the first call (model and inputs already allocated), on CUDA ``torch.cuda.max_memory_allocated``
-minus the memory held before the call. The cost's growth with the Gaussian count is the slope of
-a least-squares line through ``log(time)`` vs ``log(N)`` (1.0 = linear), with time the minimum
-over the repeats of the process CPU time on CPU (one thread by default, so CPU time is the work
-done and hardly depends on other processes on a shared machine) and of wall time on CUDA. The
-small levels are dominated by the fixed-size level-0 transformer, so the exponents over
-``L >= 4`` and over the last step (the two largest decoders) are reported too.
+(``gsgan_decoder_256(num_levels=L)``: 256 initial tokens, 4 children, widths 512, 512, 256, 128,
+128, 128, 6 gated transformer blocks, EdgeConv at finer levels) with ``L`` = 3..6 levels (5,376 to
+349,440 Gaussians) at batch 1: minimum and median wall time over the repeats of a forward pass (no
+grad) and of forward + backward, and peak extra memory. Each (levels, mode) runs in a fresh
+subprocess; on CPU the peak is the growth of the process's ``ru_maxrss`` high-water mark during the
+first call (model and inputs already allocated), on CUDA ``torch.cuda.max_memory_allocated`` minus
+the memory held before the call. The cost's growth with the Gaussian count is the slope of a
+least-squares line through ``log(time)`` vs ``log(N)`` (1.0 = linear), with time the minimum over
+the repeats of the process CPU time on CPU (one thread by default, so CPU time is the work done and
+hardly depends on other processes on a shared machine) and of wall time on CUDA. The small levels
+are dominated by the fixed-size level-0 transformer, so the exponents over ``L >= 4`` and over the
+last step (the two largest decoders) are reported too.
 
 Section 2 (whole generator): mapping + decoder + spherical background + rasterize + composite,
 images per second at 64x64 on CPU (and 256x256 / 512x512 with the GSGAN presets on CUDA; GSGAN
@@ -51,10 +51,10 @@ def _sync(device: str) -> None:
 
 
 def _decoder(levels: int, device: str):
-    from aware3d.nn.decoder import gsgan_256
+    from aware3d.nn.decoder import gsgan_decoder_256
 
     torch.manual_seed(0)
-    return gsgan_256(W_DIM, num_levels=levels).to(device)
+    return gsgan_decoder_256(W_DIM, num_levels=levels).to(device)
 
 
 def _camera(decoder, ws: torch.Tensor) -> torch.Tensor | None:
@@ -177,7 +177,7 @@ def _generator_parts():
         from aware3d.functional.splat import rasterize
         from aware3d.nn.background import SphericalBackground
         from aware3d.nn.compositing import CompositeRenderer
-        from aware3d.nn.decoder import gsgan_256, gsgan_512, small_decoder
+        from aware3d.nn.decoder import gsgan_decoder_256, gsgan_decoder_512, small_decoder
         from aware3d.nn.mapping import MappingNetwork
     except ImportError as error:  # a component is not in this checkout yet
         return None, f"skipped: {error}"
@@ -189,7 +189,11 @@ def _generator_parts():
         "SphericalBackground": SphericalBackground,
         "CompositeRenderer": CompositeRenderer,
         "MappingNetwork": MappingNetwork,
-        "presets": {"small": small_decoder, "gsgan_256": gsgan_256, "gsgan_512": gsgan_512},
+        "presets": {
+            "small": small_decoder,
+            "gsgan_decoder_256": gsgan_decoder_256,
+            "gsgan_decoder_512": gsgan_decoder_512,
+        },
     }
     return parts, ""
 
@@ -244,9 +248,9 @@ def _child_generator(preset: str, resolution: int, batch: int, device: str, repe
 
 def bench_generator(device: str, repeats: int, threads: int) -> dict:
     if device == "cpu":
-        configs = [("small", 64, 4), ("gsgan_256", 64, 1)]
+        configs = [("small", 64, 4), ("gsgan_decoder_256", 64, 1)]
     else:
-        configs = [("gsgan_256", 256, 8), ("gsgan_512", 512, 8)]
+        configs = [("gsgan_decoder_256", 256, 8), ("gsgan_decoder_512", 512, 8)]
     rows = []
     for preset, resolution, batch in configs:
         child_args = ["generator", preset, str(resolution), str(batch), device, str(repeats)]
@@ -273,7 +277,7 @@ def _markdown(device: str, decoder: dict, generator: dict, meta: dict) -> str:
         "",
         f"{meta['platform']}, torch {meta['torch']}, {meta['threads']} threads, batch 1.",
         "",
-        "Decoder: `gsgan_256(num_levels=L)`, GSGAN's released network (6 gated transformer",
+        "Decoder: `gsgan_decoder_256(num_levels=L)`, GSGAN's released network (6 gated transformer",
         "blocks of width 512, EdgeConv at finer levels; 38.8 M parameters at L = 5), camera",
         "conditioning on.",
         "",

@@ -35,7 +35,7 @@ import torch
 
 RAYS = 4096
 SAMPLES = (48, 96, 192, 384)
-STYLE_DIM = 512
+W_DIM = 512
 
 
 def reference_distortion(weights: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
@@ -228,10 +228,10 @@ def run_background(device: str, repeats: int) -> dict:
     from aware3d.nn import background as bg_module
 
     torch.manual_seed(0)
-    bg = bg_module.SphericalBackground(STYLE_DIM).to(device)
+    bg = bg_module.SphericalBackground(W_DIM).to(device)
     size = 128
     cameras = Cameras(orbit(1)[None], intrinsics_from_fov(18.0)[None, None]).to(device)
-    w = torch.randn(1, STYLE_DIM, device=device)
+    w = torch.randn(1, W_DIM, device=device)
     rays = size * size
 
     def fwd() -> None:
@@ -243,7 +243,7 @@ def run_background(device: str, repeats: int) -> dict:
         bg.zero_grad(set_to_none=True)
 
     config = f"SphericalBackground({bg.extra_repr()})"
-    result = {"rays_per_call": rays, "style_dim": STYLE_DIM, "config": config}
+    result = {"rays_per_call": rays, "w_dim": W_DIM, "config": config}
     for name, fn in (("forward", fwd), ("forward_backward", fwd_bwd)):
         fn()
         times = []

@@ -9,9 +9,10 @@ samples per ray (96 field evaluations per ray) in ``[2.25, 3.3]``:
 * ``small``: planes ``[B, 3, 16, 32, 32]`` with ``ballgan_small``'s decoder (16 -> 32 hidden
   -> 16) and background (16 features), same 48 + 48 samples.
 
-Splat path: :func:`aware3d.rasterize` of the Gaussians that ``aware3d.nn.gsgan_256(num_levels=L)``
-outputs (``L = 5``: 87,296 Gaussians, GSGAN's 256 configuration; 3 features, RGB, as GSGAN
-rasterizes), made once with random style codes; backend ``"torch"`` on CPU, ``"gsplat"`` on CUDA.
+Splat path: :func:`aware3d.rasterize` of the Gaussians that
+``aware3d.nn.gsgan_decoder_256(num_levels=L)`` outputs (``L = 5``: 87,296 Gaussians, GSGAN's 256
+configuration; 3 features, RGB, as GSGAN rasterizes), made once with random style codes; backend
+``"torch"`` on CPU, ``"gsplat"`` on CUDA.
 Only the rasterizer is timed: the Gaussian decoder runs once per scene, whatever the resolution
 (see ``bench_generator.py`` for it), and the splat path has no background here.
 
@@ -215,12 +216,12 @@ def _child_volume(spec: dict) -> dict:
 
 
 def _child_gaussians(spec: dict) -> dict:
-    """Decodes ``batch`` scenes with ``gsgan_256(num_levels=L)`` and saves them (CPU tensors)."""
-    from aware3d.nn import gsgan_256
+    """Decodes ``batch`` scenes with ``gsgan_decoder_256(num_levels=L)``; saves them on CPU."""
+    from aware3d.nn import gsgan_decoder_256
 
     device = spec["device"]
     torch.manual_seed(0)
-    decoder = gsgan_256(W_DIM, num_levels=spec["levels"]).to(device)
+    decoder = gsgan_decoder_256(W_DIM, num_levels=spec["levels"]).to(device)
     ws = torch.randn(spec["batch"], decoder.num_ws, W_DIM, device=device)
     cameras = _cameras(spec["batch"], device)
     forward = cameras.forward_directions[:, 0] if decoder.camera_conditioning else None
@@ -371,7 +372,8 @@ def run(args: argparse.Namespace) -> dict:
         spec = {**common, "levels": args.levels, "batch": max(args.batches), "path": path}
         gaussians = _run_child({"kind": "gaussians", **spec}, args.threads)
         print(
-            f"gsgan_256(num_levels={args.levels}): {gaussians['num_gaussians']:,} Gaussians, "
+            f"gsgan_decoder_256(num_levels={args.levels}): "
+            f"{gaussians['num_gaussians']:,} Gaussians, "
             f"{gaussians['feature_dim']} features",
             flush=True,
         )
@@ -442,7 +444,7 @@ def _markdown(result: dict) -> str:
         "process per row. Volume: `TriplaneRenderer` + `TriplaneDecoder` + `SphericalBackground` "
         f"on random planes, {meta['num_coarse']} + {meta['num_fine']} samples per ray. Splat: "
         f"`rasterize` (backend `{result['splat'][0]['backend']}`) of the {n:,} Gaussians of "
-        f"`gsgan_256(num_levels={meta['levels']})` ({result['gaussians']['feature_dim']} "
+        f"`gsgan_decoder_256(num_levels={meta['levels']})` ({result['gaussians']['feature_dim']} "
         "features; the decoder itself is not timed). Throughput = B x H x W / median wall time "
         "(one camera per scene). Peak = growth of the process's memory high-water mark.",
         "",
@@ -587,7 +589,9 @@ def main() -> None:
     parser.add_argument("--planes", nargs="+", choices=tuple(PLANES), default=["eg3d", "small"])
     parser.add_argument("--num-coarse", type=int, default=48)
     parser.add_argument("--num-fine", type=int, default=48)
-    parser.add_argument("--levels", type=int, default=5, help="gsgan_256 levels (5: 87,296)")
+    parser.add_argument(
+        "--levels", type=int, default=5, help="gsgan_decoder_256 levels (5: 87,296)"
+    )
     parser.add_argument("--generator-batch", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")

@@ -60,7 +60,7 @@ def panorama_figure(demo: Path, path: Path) -> None:
     z = torch.randn(3, generator.z_dim, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         ws = generator.mapping(z)
-        panoramas = generator.background.panorama(ws[:, -1], 64, 128)
+        panoramas = generator.background.panorama(ws[:, -1], 128, 64)
     fig, axes = plt.subplots(3, 1, figsize=(6, 6.5))
     for ax, image in zip(axes, panoramas, strict=True):
         ax.imshow(((image + 1) / 2).clamp(0, 1))

@@ -12,7 +12,7 @@ def _background(dtype=torch.float32, **kwargs):
     from aware3d.nn.background import SphericalBackground
 
     torch.manual_seed(0)
-    defaults = {"style_dim": 8, "feature_dim": 4, "hidden": 32, "num_layers": 2}
+    defaults = {"w_dim": 8, "feature_dim": 4, "hidden": 32, "num_layers": 2}
     defaults.update(kwargs)
     return SphericalBackground(**defaults).to(dtype)
 
@@ -32,7 +32,7 @@ def test_shapes_and_render_equals_forward_on_pixel_rays():
     assert image.shape == (2, 3, 5, 6, 4)
     rays = cameras.pixel_rays(6, 5)
     torch.testing.assert_close(image, bg(rays.origins, rays.directions, w))
-    assert bg.panorama(w, 7, 9).shape == (2, 7, 9, 4)
+    assert bg.panorama(w, 9, 7).shape == (2, 7, 9, 4)
     feats, depth = bg.render_with_depth(cameras, 6, 5, w)
     torch.testing.assert_close(feats, image)
     assert depth.shape == (2, 3, 5, 6, 1)
@@ -87,7 +87,7 @@ def test_panorama_wraps_around_continuously():
     bg = _background(torch.float64, num_freqs=4)
     w = torch.randn(1, 8, dtype=torch.float64)
     with torch.no_grad():
-        pano = bg.panorama(w, 16, 2048)
+        pano = bg.panorama(w, 2048, 16)
     gap = (pano[:, :, 0] - pano[:, :, -1]).abs().max()
     step = (pano[:, :, 1:] - pano[:, :, :-1]).abs().amax()
     # the wrap-around step is an ordinary neighbour step, not a seam
@@ -97,11 +97,11 @@ def test_panorama_wraps_around_continuously():
 def test_panorama_layout():
     from aware3d.nn.background import SphericalBackground
 
-    dirs = SphericalBackground.panorama_directions(3, 4, dtype=torch.float64)
+    dirs = SphericalBackground.panorama_directions(4, 3, dtype=torch.float64)
     torch.testing.assert_close(dirs.norm(dim=-1), torch.ones(3, 4, dtype=torch.float64))
     assert float(dirs[0, 0, 1]) > 0.5  # top row looks up (+y)
     assert float(dirs[-1, 0, 1]) < -0.5
-    middle = SphericalBackground.panorama_directions(1, 2, dtype=torch.float64)
+    middle = SphericalBackground.panorama_directions(2, 1, dtype=torch.float64)
     # the two columns at lon = -pi/2 and +pi/2 look along -x and +x
     torch.testing.assert_close(middle[0, 0], torch.tensor([-1.0, 0.0, 0.0], dtype=torch.float64))
     torch.testing.assert_close(middle[0, 1], torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
@@ -161,7 +161,7 @@ def test_bad_constructor_and_style():
 
     with pytest.raises(ValueError, match="radius"):
         SphericalBackground(8, radius=0.0)
-    with pytest.raises(ValueError, match="style_dim"):
+    with pytest.raises(ValueError, match="w_dim"):
         SphericalBackground(0)
     bg = _background()
     with pytest.raises((ValueError, TypeError)):
@@ -201,8 +201,8 @@ def test_angles_encoding_seam_shows_in_the_panorama_behind_the_centre_column():
     """The panorama's wrap column looks along +z, where the angles encoding has its seam."""
     w = torch.randn(1, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     with torch.no_grad():
-        angles = _background(torch.float64, encoding="angles", num_freqs=4).panorama(w, 6, 4096)
-        smooth = _background(torch.float64, num_freqs=4).panorama(w, 6, 4096)
+        angles = _background(torch.float64, encoding="angles", num_freqs=4).panorama(w, 4096, 6)
+        smooth = _background(torch.float64, num_freqs=4).panorama(w, 4096, 6)
     for pano, is_seam in ((angles, True), (smooth, False)):
         near_wrap = torch.cat([pano[:, :, -9:], pano[:, :, :9]], dim=2)
         steps = (near_wrap[:, :, 1:] - near_wrap[:, :, :-1]).abs()
@@ -241,7 +241,7 @@ def test_angles_encoding_renders_and_gradchecks():
     assert image.shape == (2, 3, 5, 6, 4)
     torch.testing.assert_close(image, bg.render(cameras, 6, 5, w))
     torch.testing.assert_close(depth, bg.render_depth(cameras, 6, 5))
-    assert bg.panorama(w, 4, 8).shape == (2, 4, 8, 4)
+    assert bg.panorama(w, 8, 4).shape == (2, 4, 8, 4)
     small = _background(
         torch.float64,
         hidden=8,
@@ -274,7 +274,7 @@ def test_per_layer_styles():
     torch.testing.assert_close(bg(origins, dirs, mixed), expected)
     cameras = _cameras(2, 1, dtype=torch.float64)
     torch.testing.assert_close(bg.render(cameras, 3, 3, broadcast), bg.render(cameras, 3, 3, w))
-    torch.testing.assert_close(bg.panorama(broadcast, 2, 4), bg.panorama(w, 2, 4))
+    torch.testing.assert_close(bg.panorama(broadcast, 4, 2), bg.panorama(w, 4, 2))
 
 
 def _hidden(bg, units, w):
@@ -309,7 +309,7 @@ def test_ballgan_presets():
     from aware3d.nn import MappingNetwork, ballgan_background, ballgan_background_mapping
 
     bg = ballgan_background()
-    assert (bg.style_dim, bg.feature_dim, bg.radius) == (512, 32, 3.0)
+    assert (bg.w_dim, bg.feature_dim, bg.radius) == (512, 32, 3.0)
     assert (bg.hidden, bg.num_layers, bg.num_freqs, bg.num_ws) == (64, 4, 10, 5)
     assert (bg.encoding, bg.output_activation) == ("angles", "sigmoid")
     assert bg.layers[0].in_features == 40

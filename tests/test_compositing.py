@@ -252,7 +252,7 @@ def test_renderer_volumetric_with_features_and_with_module():
     torch.testing.assert_close(got_tuple.image, expected.image)
 
     torch.manual_seed(0)
-    background = SphericalBackground(style_dim=8, feature_dim=3, hidden=16, num_layers=2)
+    background = SphericalBackground(w_dim=8, feature_dim=3, hidden=16, num_layers=2)
     renderer = CompositeRenderer(background)
     g = torch.Generator().manual_seed(1)
     origins = torch.randn(2, 7, 3, generator=g) * 0.2
@@ -276,7 +276,7 @@ def test_renderer_splat_with_background_module():
 
     torch.manual_seed(0)
     B, C, H, W = 2, 2, 4, 5
-    background = SphericalBackground(style_dim=8, hidden=16, num_layers=2)
+    background = SphericalBackground(w_dim=8, hidden=16, num_layers=2)
     renderer = CompositeRenderer(background)
     cameras = _cameras(B, C)
     g = torch.Generator().manual_seed(2)

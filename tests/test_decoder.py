@@ -18,8 +18,8 @@ from aware3d.nn.decoder import (
     GSGAN_WORLD_SCALE,
     FlatGaussianDecoder,
     HierarchicalGaussianDecoder,
-    gsgan_256,
-    gsgan_512,
+    gsgan_decoder_256,
+    gsgan_decoder_512,
     small_decoder,
 )
 from test_hierarchy import check_children
@@ -203,7 +203,7 @@ def test_gsgan_world_conversion():
     # GSGAN passes 12.96 to tan as radians: tan(6.48) = 0.1994, focal 2.508, 0.588 of EG3D's
     assert pytest.approx(2.5076, abs=1e-4) == GSGAN_EFFECTIVE_FOCAL
     assert pytest.approx(2.5076 / 4.2647, abs=1e-4) == GSGAN_WORLD_SCALE
-    decoder = gsgan_256()
+    decoder = gsgan_decoder_256()
     caps_px = [cap / decoder.pixel_size for cap in decoder.level_max_scales]
     assert caps_px == pytest.approx([14.86, 7.57, 3.85, 1.96, 1.0], abs=0.01)
     # GSGAN's own constants in pixels of its camera: 1/16 of the box at 256 px
@@ -385,8 +385,8 @@ def test_gsgan_decoder_starts_as_released():
     ("factory", "count", "levels"),
     [
         (small_decoder, 2720, 4),
-        (gsgan_256, 87_296, 5),
-        pytest.param(gsgan_512, 349_440, 6, marks=pytest.mark.slow),
+        (gsgan_decoder_256, 87_296, 5),
+        pytest.param(gsgan_decoder_512, 349_440, 6, marks=pytest.mark.slow),
     ],
 )
 def test_presets_shapes_and_levels(factory, count, levels):
@@ -417,13 +417,17 @@ def test_presets_shapes_and_levels(factory, count, levels):
 #: never receive a gradient: ``camera_dep_affine`` (16,896, built but not called) and the anchor
 #: heads of the last level (1,806; the last level has no anchors). The 256 learnable input points
 #: (768) live on its ``GSGenerator``; here they belong to the decoder.
-RELEASED_POINT_GENERATOR = {"gsgan_256": 38_827_308, "gsgan_512": 39_095_016}
+RELEASED_POINT_GENERATOR = {"gsgan_decoder_256": 38_827_308, "gsgan_decoder_512": 39_095_016}
 RELEASED_UNUSED, INPUT_POINTS = 18_702, 256 * 3
 
 
-@pytest.mark.parametrize("name", ["gsgan_256", pytest.param("gsgan_512", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name", ["gsgan_decoder_256", pytest.param("gsgan_decoder_512", marks=pytest.mark.slow)]
+)
 def test_preset_parameter_count_equals_the_released_point_generator(name):
-    decoder = {"gsgan_256": gsgan_256, "gsgan_512": gsgan_512}[name]()
+    decoder = {"gsgan_decoder_256": gsgan_decoder_256, "gsgan_decoder_512": gsgan_decoder_512}[
+        name
+    ]()
     count = sum(p.numel() for p in decoder.parameters())
     assert count == RELEASED_POINT_GENERATOR[name] - RELEASED_UNUSED + INPUT_POINTS
     assert decoder.num_ws == 16  # 6 transformer blocks x 2 + levels 1-2 x 2 (+1 background: 17)

@@ -26,3 +26,23 @@ def test_cited_repository_paths_exist(text):
 def test_no_design_document_is_cited(text):
     # There is no DESIGN.md in the repository: state the fact instead of citing it.
     assert "DESIGN.md" not in text.read_text()
+
+
+PUBLIC_NAMESPACES = [
+    "aware3d",
+    "aware3d.functional",
+    "aware3d.nn",
+    "aware3d.models",
+    "aware3d.training",
+    "aware3d.data",
+    "aware3d.recipes",
+    "aware3d.viz",
+]
+
+
+@pytest.mark.parametrize("namespace", PUBLIC_NAMESPACES)
+def test_every_public_namespace_has_an_api_page_in_the_nav(namespace):
+    page = "api/" + (namespace.removeprefix("aware3d.") if "." in namespace else namespace) + ".md"
+    text = (ROOT / "docs" / "pages" / page).read_text()
+    assert re.search(rf"^::: {re.escape(namespace)}$", text, re.MULTILINE), page
+    assert f": {page}" in (ROOT / "docs" / "mkdocs.yml").read_text(), f"{page} is not in the nav"

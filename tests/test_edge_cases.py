@@ -78,7 +78,7 @@ def test_a_nan_gaussian_poisons_only_its_scene():
         (lambda nan: aware3d.distortion_loss(nan((2, 3)), torch.rand(2, 4).sort(-1).values),
          "weights"),
         (lambda nan: aware3d.nn.MappingNetwork(4, 8, 2, num_layers=1)(nan((2, 4))), "z"),
-        (lambda nan: aware3d.nn.SphericalBackground(8).panorama(nan((1, 8)), 4, 8), "w"),
+        (lambda nan: aware3d.nn.SphericalBackground(8).panorama(nan((1, 8)), 8, 4), "w"),
     ],
 )  # fmt: skip
 def test_nan_inputs_are_refused_where_they_enter(call, name):

@@ -64,7 +64,7 @@ def test_bad_input():
     layer = ModulatedLinear(4, 5, 6)
     with pytest.raises(ValueError, match=r"`w` must have shape \[2, 6\], got \[2, 5\]"):
         layer(torch.randn(2, 4), torch.randn(2, 5))
-    with pytest.raises(ValueError, match=r"`w` must have shape \[B, style_dim\] \(B from `x`\)"):
+    with pytest.raises(ValueError, match=r"`w` must have shape \[B, w_dim\] \(B from `x`\)"):
         layer(torch.randn(3, 4), torch.randn(2, 6))
     with pytest.raises(ValueError, match=r"`x` must have shape \[\.\.\., 4\], got \[2, 3\]"):
         layer(torch.randn(2, 3), torch.randn(2, 6))

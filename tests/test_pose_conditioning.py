@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from aware3d.nn import gsgan_256, gsgan_mapping
+from aware3d.nn import gsgan_decoder_256, gsgan_mapping
 from aware3d.training import (
     GSGAN_SWAP_PROBABILITY,
     swap_conditioning_labels,
@@ -42,7 +42,7 @@ def test_swapped_rows_take_their_batch_neighbours_label():
 
 
 def test_gsgan_mapping_has_depth_two_and_one_extra_style_for_the_background():
-    decoder = gsgan_256()
+    decoder = gsgan_decoder_256()
     mapping = gsgan_mapping(decoder.num_ws + 1)
     assert mapping.num_layers == 2
     assert (mapping.z_dim, mapping.w_dim, mapping.c_dim) == (512, 512, 25)

@@ -90,7 +90,7 @@ def test_component_table_lists_the_decoder_presets_under_nn():
     table: dict[str, list[str]] = {}
     for module, names in ROWS:
         table.setdefault(module, []).extend(names)
-    assert {"gsgan_256", "gsgan_512", "small_decoder"} <= set(table["aware3d.nn"])
+    assert {"gsgan_decoder_256", "gsgan_decoder_512", "small_decoder"} <= set(table["aware3d.nn"])
 
 
 @pytest.mark.parametrize(("module", "names"), ROWS, ids=[f"{m}:{names[0]}" for m, names in ROWS])

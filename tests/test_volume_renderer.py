@@ -131,7 +131,7 @@ def cameras(batch=2, views=2, dtype=torch.float32):
 
 def test_renderer_outputs_and_gradients():
     torch.manual_seed(0)
-    background = SphericalBackground(style_dim=8, feature_dim=5, hidden=16, num_layers=2)
+    background = SphericalBackground(w_dim=8, feature_dim=5, hidden=16, num_layers=2)
     renderer = TriplaneRenderer(MeanDecoder(4, 5), background, num_coarse=8, num_fine=8)
     planes = torch.randn(2, 3, 4, 16, 16, requires_grad=True)
     w = torch.randn(2, 8)
@@ -153,7 +153,7 @@ def test_renderer_outputs_and_gradients():
 
 def test_empty_foreground_shows_the_background_and_its_depth():
     torch.manual_seed(1)
-    background = SphericalBackground(style_dim=8, feature_dim=3, hidden=16, num_layers=2)
+    background = SphericalBackground(w_dim=8, feature_dim=3, hidden=16, num_layers=2)
     renderer = TriplaneRenderer(EmptyDecoder(4, 3), background, num_coarse=6, num_fine=4)
     cams, w = cameras(), torch.randn(2, 8)
     out = renderer(torch.randn(2, 3, 4, 8, 8), cams, 7, 5, w)
@@ -165,7 +165,7 @@ def test_empty_foreground_shows_the_background_and_its_depth():
 
 def test_box_bounds_rays_missing_the_box_see_only_the_background():
     torch.manual_seed(2)
-    background = SphericalBackground(style_dim=8, feature_dim=3, hidden=16, num_layers=2)
+    background = SphericalBackground(w_dim=8, feature_dim=3, hidden=16, num_layers=2)
     renderer = TriplaneRenderer(
         MeanDecoder(4, 3), background, ray_start=None, ray_end=None, num_coarse=6, num_fine=4
     )
@@ -196,8 +196,8 @@ def test_renderer_is_reproducible_and_rejects_bad_input(without_shape_checker):
     with pytest.raises(ValueError, match="num_coarse"):
         TriplaneRenderer(MeanDecoder(4, 3), num_coarse=3)
     with pytest.raises(ValueError, match="background"):
-        TriplaneRenderer(TriplaneDecoder(4, 5), SphericalBackground(style_dim=8, feature_dim=3))
-    background = SphericalBackground(style_dim=8, feature_dim=3)
+        TriplaneRenderer(TriplaneDecoder(4, 5), SphericalBackground(w_dim=8, feature_dim=3))
+    background = SphericalBackground(w_dim=8, feature_dim=3)
     with pytest.raises(ValueError, match="w_background"):
         TriplaneRenderer(MeanDecoder(4, 3), background, num_coarse=6, num_fine=4)(
             planes, cams, 4, 4

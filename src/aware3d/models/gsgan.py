@@ -25,7 +25,12 @@ from aware3d.functional.splat import SplatOutput, rasterize
 from aware3d.gaussians import Gaussians
 from aware3d.nn.background import SphericalBackground
 from aware3d.nn.background_gaussians import GaussianBackground
-from aware3d.nn.decoder import HierarchicalGaussianDecoder, gsgan_256, gsgan_512, small_decoder
+from aware3d.nn.decoder import (
+    HierarchicalGaussianDecoder,
+    gsgan_decoder_256,
+    gsgan_decoder_512,
+    small_decoder,
+)
 from aware3d.nn.mapping import MappingNetwork, gsgan_mapping
 
 __all__ = ["GSGANGenerator", "GSGANOutput", "gsgan_ffhq256", "gsgan_small"]
@@ -201,20 +206,20 @@ def _background(kind: str, w_dim: int) -> SphericalBackground | GaussianBackgrou
 def gsgan_ffhq256(background: BackgroundKind = "sphere") -> GSGANGenerator:
     """GSGAN's FFHQ 256 generator.
 
-    :func:`~aware3d.nn.gsgan_mapping` (pose-conditioned, depth 2), :func:`~aware3d.nn.gsgan_256`
-    (GSGAN's released network, 5 levels, 87,296 Gaussians) and BallGAN's sphere (default) or
-    GSGAN's background Gaussians (``background="gaussians"``).
+    :func:`~aware3d.nn.gsgan_mapping` (pose-conditioned, depth 2),
+    :func:`~aware3d.nn.gsgan_decoder_256` (GSGAN's released network, 5 levels, 87,296 Gaussians)
+    and BallGAN's sphere (default) or GSGAN's background Gaussians (``background="gaussians"``).
 
     Args:
         background: ``"sphere"`` or ``"gaussians"``.
     """
-    decoder = gsgan_256()
+    decoder = gsgan_decoder_256()
     mapping = gsgan_mapping(decoder.num_ws + 1)
     return GSGANGenerator(mapping, decoder, _background(background, 512))
 
 
 def gsgan_ffhq512(background: BackgroundKind = "sphere") -> GSGANGenerator:
-    """GSGAN's FFHQ 512 generator: as :func:`gsgan_ffhq256` with :func:`~aware3d.nn.gsgan_512`.
+    """GSGAN's FFHQ 512 generator: :func:`gsgan_ffhq256` with :func:`~aware3d.nn.gsgan_decoder_512`.
 
     GSGAN's ``_scripts/train_ffhq512.sh`` (``res_end`` 256: six levels, 349,440 Gaussians,
     rendered at 512 px).
@@ -222,7 +227,7 @@ def gsgan_ffhq512(background: BackgroundKind = "sphere") -> GSGANGenerator:
     Args:
         background: ``"sphere"`` or ``"gaussians"``.
     """
-    decoder = gsgan_512()
+    decoder = gsgan_decoder_512()
     mapping = gsgan_mapping(decoder.num_ws + 1)
     return GSGANGenerator(mapping, decoder, _background(background, 512))
 

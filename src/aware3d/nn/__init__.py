@@ -6,8 +6,8 @@ from aware3d.nn.compositing import CompositeRenderer
 from aware3d.nn.decoder import (
     FlatGaussianDecoder,
     HierarchicalGaussianDecoder,
-    gsgan_256,
-    gsgan_512,
+    gsgan_decoder_256,
+    gsgan_decoder_512,
     small_decoder,
 )
 from aware3d.nn.layers import (
@@ -74,8 +74,8 @@ __all__ = [
     "eg3d_superresolution",
     "eg3d_triplane_256",
     "fir_taps",
-    "gsgan_256",
-    "gsgan_512",
+    "gsgan_decoder_256",
+    "gsgan_decoder_512",
     "gsgan_mapping",
     "modulated_conv2d",
     "small_decoder",

@@ -108,7 +108,7 @@ class ModulatedLinear(nn.Module):
     Args:
         in_features: input width.
         out_features: output width.
-        style_dim: width of the style code ``w``.
+        w_dim: width of the style code ``w``.
         demodulate: normalise each output unit's modulated weights (off for the output layer).
         leaky_relu: apply StyleGAN2's scaled leaky ReLU.
     """
@@ -117,7 +117,7 @@ class ModulatedLinear(nn.Module):
         self,
         in_features: int,
         out_features: int,
-        style_dim: int,
+        w_dim: int,
         *,
         demodulate: bool = True,
         leaky_relu: bool = True,
@@ -125,28 +125,28 @@ class ModulatedLinear(nn.Module):
         super().__init__()
         check_positive_int("in_features", in_features)
         check_positive_int("out_features", out_features)
-        check_positive_int("style_dim", style_dim)
+        check_positive_int("w_dim", w_dim)
         check_bool("demodulate", demodulate)
         check_bool("leaky_relu", leaky_relu)
         self.in_features = in_features
         self.out_features = out_features
-        self.style_dim = style_dim
+        self.w_dim = w_dim
         self.demodulate = demodulate
         self.leaky_relu = leaky_relu
-        self.affine = EqualizedLinear(style_dim, in_features, bias_init=1.0)
+        self.affine = EqualizedLinear(w_dim, in_features, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
         self.weight_gain = 1.0 / math.sqrt(in_features)
 
     @checked
     def forward(
-        self, x: Float[Tensor, "B *points in_features"], w: Float[Tensor, "B style_dim"]
+        self, x: Float[Tensor, "B *points in_features"], w: Float[Tensor, "B w_dim"]
     ) -> Float[Tensor, "B *points out_features"]:
         """Modulates by ``w`` (one style per sample) and applies the layer to ``x``.
 
         Args:
             x: inputs ``[B, ..., in_features]``.
-            w: style codes ``[B, style_dim]``.
+            w: style codes ``[B, w_dim]``.
 
         Returns:
             ``[B, ..., out_features]`` (empty for ``B = 0``).
@@ -155,7 +155,7 @@ class ModulatedLinear(nn.Module):
             ValueError: for mismatched shapes, or a dtype or device other than the layer's.
         """
         check_shape("x", x, (self.in_features,), batch=True)
-        check_shape("w", w, (x.shape[0], self.style_dim))
+        check_shape("w", w, (x.shape[0], self.w_dim))
         check_module_dtype("x", x, self)
         check_module_device("x", x, self)
         styles = self.affine(w)
@@ -172,6 +172,6 @@ class ModulatedLinear(nn.Module):
         """Layer sizes and options for ``repr``."""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"style_dim={self.style_dim}, demodulate={self.demodulate}, "
+            f"w_dim={self.w_dim}, demodulate={self.demodulate}, "
             f"leaky_relu={self.leaky_relu}"
         )

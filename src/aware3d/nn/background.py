@@ -73,7 +73,7 @@ class SphericalBackground(nn.Module):
     output layer (as BallGAN's background network consumes its own mapping network's output).
 
     Args:
-        style_dim: width ``D`` of the style code ``w``.
+        w_dim: width ``D`` of the style code ``w``.
         feature_dim: output features ``F``.
         radius: sphere radius ``R``; every camera must be strictly inside.
         hidden: width of the hidden layers.
@@ -85,7 +85,7 @@ class SphericalBackground(nn.Module):
 
     def __init__(
         self,
-        style_dim: int,
+        w_dim: int,
         feature_dim: int = 3,
         radius: float = 3.0,
         hidden: int = 64,
@@ -96,7 +96,7 @@ class SphericalBackground(nn.Module):
         output_activation: OutputActivation = "linear",
     ) -> None:
         super().__init__()
-        check_positive_int("style_dim", style_dim)
+        check_positive_int("w_dim", w_dim)
         check_positive_int("feature_dim", feature_dim)
         check_positive_int("hidden", hidden)
         check_positive_int("num_layers", num_layers)
@@ -106,7 +106,7 @@ class SphericalBackground(nn.Module):
             check_positive_int("num_freqs", num_freqs)
         else:
             check_nonnegative_int("num_freqs", num_freqs)
-        self.style_dim = style_dim
+        self.w_dim = w_dim
         self.feature_dim = feature_dim
         self.radius = check_positive_number("radius", radius)
         self.hidden = hidden
@@ -122,24 +122,24 @@ class SphericalBackground(nn.Module):
             in_dim = fourier_feature_dim(3, num_freqs)
         widths = [in_dim] + [hidden] * num_layers
         self.layers = nn.ModuleList(
-            ModulatedLinear(a, b, style_dim) for a, b in itertools.pairwise(widths)
+            ModulatedLinear(a, b, w_dim) for a, b in itertools.pairwise(widths)
         )
         self.output = ModulatedLinear(
-            hidden, feature_dim, style_dim, demodulate=False, leaky_relu=False
+            hidden, feature_dim, w_dim, demodulate=False, leaky_relu=False
         )
 
     def _check_w(self, w: Tensor) -> None:
         if not isinstance(w, Tensor) or not w.is_floating_point():
             raise TypeError(
-                f"`w` must be a floating-point tensor [B, {self.style_dim}] or "
-                f"[B, {self.num_ws}, {self.style_dim}]"
+                f"`w` must be a floating-point tensor [B, {self.w_dim}] or "
+                f"[B, {self.num_ws}, {self.w_dim}]"
             )
         if w.ndim == 3:
-            check_shape("w", w, ("B", self.num_ws, self.style_dim))
-        elif w.ndim != 2 or w.shape[-1] != self.style_dim:
+            check_shape("w", w, ("B", self.num_ws, self.w_dim))
+        elif w.ndim != 2 or w.shape[-1] != self.w_dim:
             raise ValueError(
-                f"`w` must have shape [B, {self.style_dim}] (one style code) or "
-                f"[B, {self.num_ws}, {self.style_dim}] (one per layer, num_ws = num_layers + 1), "
+                f"`w` must have shape [B, {self.w_dim}] (one style code) or "
+                f"[B, {self.num_ws}, {self.w_dim}] (one per layer, num_ws = num_layers + 1), "
                 f"got {list(w.shape)}"
             )
         check_module_dtype("w", w, self)
@@ -265,8 +265,8 @@ class SphericalBackground(nn.Module):
 
     @staticmethod
     def panorama_directions(
-        height: int,
         width: int,
+        height: int,
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
@@ -278,9 +278,18 @@ class SphericalBackground(nn.Module):
         ``(cos(lat) sin(lon), sin(lat), -cos(lat) cos(lon))``: the centre column looks along
         ``-z`` (what EG3D's frontal camera, on ``+z``, sees behind the subject), right is ``+x``
         and the top row is up.
+
+        Args:
+            width: panorama width ``W``.
+            height: panorama height ``H``.
+            dtype: floating dtype of the result.
+            device: device of the result.
+
+        Returns:
+            ``[H, W, 3]`` unit directions.
         """
-        check_positive_int("height", height)
         check_positive_int("width", width)
+        check_positive_int("height", height)
         check_float_dtype("dtype", dtype)
         kwargs = {"dtype": torch.float64, "device": device}
         lon = 2 * math.pi * (torch.arange(width, **kwargs) + 0.5) / width - math.pi
@@ -293,35 +302,35 @@ class SphericalBackground(nn.Module):
         return dirs.to(dtype)
 
     def panorama(
-        self, w: Float[Tensor, "B *ws D"], height: int, width: int
+        self, w: Float[Tensor, "B *ws D"], width: int, height: int
     ) -> Float[Tensor, "B H W F"]:
         """The whole background as an equirectangular image seen from the sphere's centre.
 
         Args:
             w: style codes ``[B, D]`` or ``[B, num_ws, D]``.
-            height: panorama height ``H`` (latitude from +90 to -90 degrees).
             width: panorama width ``W`` (longitude from -180 to +180 degrees).
+            height: panorama height ``H`` (latitude from +90 to -90 degrees).
 
         Returns:
             ``[B, H, W, F]`` features; see :meth:`panorama_directions` for the layout.
         """
         self._check_w(w)
-        check_positive_int("height", height)
         check_positive_int("width", width)
-        dirs = self.panorama_directions(height, width, dtype=w.dtype, device=w.device)
+        check_positive_int("height", height)
+        dirs = self.panorama_directions(width, height, dtype=w.dtype, device=w.device)
         units = dirs.expand(w.shape[0], height, width, 3)
         return self._features_at(units, w)
 
     def extra_repr(self) -> str:
         """The constructor's arguments."""
         return (
-            f"style_dim={self.style_dim}, feature_dim={self.feature_dim}, radius={self.radius}, "
+            f"w_dim={self.w_dim}, feature_dim={self.feature_dim}, radius={self.radius}, "
             f"hidden={self.hidden}, num_layers={self.num_layers}, num_freqs={self.num_freqs}, "
             f"encoding={self.encoding!r}, output_activation={self.output_activation!r}"
         )
 
 
-def ballgan_background(style_dim: int = 512, *, radius: float = 3.0) -> SphericalBackground:
+def ballgan_background(w_dim: int = 512, *, radius: float = 3.0) -> SphericalBackground:
     """BallGAN's released background network (``bg_ver="ver1"``), as a :class:`SphericalBackground`.
 
     Sizes from BallGAN's ``train.py`` (``n_blocks = 4``, ``hidden_size = 64``, ``R = 3``,
@@ -345,11 +354,11 @@ def ballgan_background(style_dim: int = 512, *, radius: float = 3.0) -> Spherica
     where BallGAN divides by ``R`` (equal on the sphere).
 
     Args:
-        style_dim: width of the background's style code (``w_bg_dim``, 512).
+        w_dim: width of the background's style code (``w_bg_dim``, 512).
         radius: sphere radius (``R``, 3.0).
     """
     return SphericalBackground(
-        style_dim,
+        w_dim,
         feature_dim=32,
         radius=radius,
         hidden=64,

@@ -57,9 +57,9 @@ _INITIAL_OPACITY_LOGIT = math.log(0.1 / 0.9)
 class _ResidualBlock(nn.Module):
     """Two residual modulated layers with learnable per-channel branch gains (initially 0.01)."""
 
-    def __init__(self, width: int, style_dim: int) -> None:
+    def __init__(self, width: int, w_dim: int) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(ModulatedLinear(width, width, style_dim) for _ in range(2))
+        self.layers = nn.ModuleList(ModulatedLinear(width, width, w_dim) for _ in range(2))
         self.gains = nn.Parameter(torch.full((2, width), 0.01))
 
     def forward(self, h: Tensor, w: Tensor) -> Tensor:
@@ -71,7 +71,7 @@ class _ResidualBlock(nn.Module):
 class _Heads(nn.Module):
     """Modulated, non-demodulated linear heads for each attribute, with GSGAN's initial scales."""
 
-    def __init__(self, width: int, style_dim: int, feature_dim: int, *, position: bool) -> None:
+    def __init__(self, width: int, w_dim: int, feature_dim: int, *, position: bool) -> None:
         super().__init__()
         sizes = {"scale": (3, 0.01), "rotation": (4, 0.01), "features": (feature_dim, 1.0),
                  "opacity": (1, 1.0)}  # fmt: skip
@@ -79,7 +79,7 @@ class _Heads(nn.Module):
             sizes["position"] = (3, 1.0)
         self.heads = nn.ModuleDict()
         for name, (size, init_scale) in sizes.items():
-            head = ModulatedLinear(width, size, style_dim, demodulate=False, leaky_relu=False)
+            head = ModulatedLinear(width, size, w_dim, demodulate=False, leaky_relu=False)
             with torch.no_grad():
                 head.weight.mul_(init_scale)
             self.heads[name] = head
@@ -96,12 +96,12 @@ class GaussianBackground(nn.Module):
     128, scale cap ``-2``, split threshold 0.05, log-scales clamped to ``[-10, 0]``, 3 colour
     features. GSGAN renders the background black where nothing covers it, drives this module with
     one extra style vector of its mapping network, and switches it on after the first 50,000
-    training images. With ``style_dim=512`` this module has 1,061,641 parameters: the released
+    training images. With ``w_dim=512`` this module has 1,061,641 parameters: the released
     background network's 1,121,692 less its level-0 position head, whose output is never used
     (66,051), plus the 2,000 points (6,000), which GSGAN keeps on the generator.
 
     Args:
-        style_dim: width of the style code ``w``.
+        w_dim: width of the style code ``w``.
         feature_dim: features per Gaussian ``F`` (e.g. 3 for colour).
         num_points: ``P``, the learnable points on the sphere.
         children: ``K``, children per point.
@@ -117,7 +117,7 @@ class GaussianBackground(nn.Module):
 
     def __init__(
         self,
-        style_dim: int,
+        w_dim: int,
         feature_dim: int = 3,
         *,
         num_points: int = 2000,
@@ -130,7 +130,7 @@ class GaussianBackground(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.style_dim = check_positive_int("style_dim", style_dim)
+        self.w_dim = check_positive_int("w_dim", w_dim)
         self.feature_dim = check_positive_int("feature_dim", feature_dim)
         self.num_points = check_positive_int("num_points", num_points)
         self.num_children = check_positive_int("children", children)
@@ -156,11 +156,11 @@ class GaussianBackground(nn.Module):
                 torch.rand(hidden, 3, generator=generator) * (2 * bound) - bound
             )
             self.encoding.bias.copy_(torch.rand(hidden, generator=generator) * 2 - 1)
-        self.parent_block = _ResidualBlock(hidden, style_dim)
-        self.parent_heads = _Heads(hidden, style_dim, feature_dim, position=False)
-        self.upsample = ModulatedLinear(hidden, children * hidden, style_dim)
-        self.child_block = _ResidualBlock(hidden, style_dim)
-        self.child_heads = _Heads(hidden, style_dim, feature_dim, position=True)
+        self.parent_block = _ResidualBlock(hidden, w_dim)
+        self.parent_heads = _Heads(hidden, w_dim, feature_dim, position=False)
+        self.upsample = ModulatedLinear(hidden, children * hidden, w_dim)
+        self.child_block = _ResidualBlock(hidden, w_dim)
+        self.child_heads = _Heads(hidden, w_dim, feature_dim, position=True)
 
     @property
     def num_gaussians(self) -> int:
@@ -182,7 +182,7 @@ class GaussianBackground(nn.Module):
             ValueError: for a misshapen ``w``, a dtype or device other than the module's, and
                 (value checks) a non-finite ``w``.
         """
-        check_shape("w", w, ("B", self.style_dim))
+        check_shape("w", w, ("B", self.w_dim))
         check_module_dtype("w", w, self)
         check_module_device("w", w, self)
         if value_checks_enabled():
@@ -229,7 +229,7 @@ class GaussianBackground(nn.Module):
     def extra_repr(self) -> str:
         """The configuration for ``repr``."""
         return (
-            f"style_dim={self.style_dim}, feature_dim={self.feature_dim}, "
+            f"w_dim={self.w_dim}, feature_dim={self.feature_dim}, "
             f"num_points={self.num_points}, children={self.num_children}, radius={self.radius:g}, "
             f"hidden={self.hidden}"
         )

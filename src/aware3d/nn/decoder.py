@@ -77,8 +77,8 @@ __all__ = [
     "GSGAN_WORLD_SCALE",
     "FlatGaussianDecoder",
     "HierarchicalGaussianDecoder",
-    "gsgan_256",
-    "gsgan_512",
+    "gsgan_decoder_256",
+    "gsgan_decoder_512",
     "small_decoder",
 ]
 
@@ -307,7 +307,7 @@ class _TokenDecoder(nn.Module):
 
         Per level: every token's activations in the trunk's blocks, the heads' raw outputs and
         the nodes (anchors and Gaussians) of that level, per scene; plus one gradient per
-        parameter. For ``gsgan_256(num_levels=L)`` at batch 1 it is 6% to 22% above the peak
+        parameter. For ``gsgan_decoder_256(num_levels=L)`` at batch 1 it is 6% to 22% above the peak
         measured by ``benchmarks/bench_generator.py`` (``L = 3..6``, CPU).
         """
         itemsize = torch.empty((), dtype=dtype).element_size()
@@ -614,7 +614,7 @@ class FlatGaussianDecoder(_TokenDecoder):
         return torch.zeros(count, dtype=torch.int64, device=device)
 
 
-def gsgan_256(w_dim: int = 512, **overrides: object) -> HierarchicalGaussianDecoder:
+def gsgan_decoder_256(w_dim: int = 512, **overrides: object) -> HierarchicalGaussianDecoder:
     """GSGAN's FFHQ-256 generator network: 5 levels of ``256 * 4**l``, 87,296 Gaussians.
 
     The released point generator's configuration: widths 512, 512, 256, 128, 128; 6 gated
@@ -635,10 +635,10 @@ def gsgan_256(w_dim: int = 512, **overrides: object) -> HierarchicalGaussianDeco
     return _gsgan_preset(w_dim, 5, 256, overrides)
 
 
-def gsgan_512(w_dim: int = 512, **overrides: object) -> HierarchicalGaussianDecoder:
+def gsgan_decoder_512(w_dim: int = 512, **overrides: object) -> HierarchicalGaussianDecoder:
     """GSGAN's FFHQ-512 generator network: 6 levels of ``256 * 4**l``, 349,440 Gaussians.
 
-    As :func:`gsgan_256` with a sixth level of width 128 and ``tau`` at 512 px (0.00124),
+    As :func:`gsgan_decoder_256` with a sixth level of width 128 and ``tau`` at 512 px (0.00124),
     ``rho = 1.970``: caps 29.7, 15.1, 7.7, 3.9, 2.0 and 1.0 px (GSGAN's: 29.7, 14.9, 7.4, 3.7, 1.9,
     0.93). 39,077,082 parameters: the released 39,095,016 less 18,702 unused, plus 768.
 

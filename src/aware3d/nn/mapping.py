@@ -169,7 +169,7 @@ def gsgan_mapping(num_ws: int, c_dim: int = 25, *, w_dim: int = 512) -> MappingN
 
     Two layers with learning-rate multiplier 0.01, conditioned on the 25-number EG3D camera label
     (pass ``c_dim=0`` for none). GSGAN makes ``decoder.num_ws + 1`` style vectors: the last one
-    drives its background (16 + 1 = 17 for ``gsgan_256``).
+    drives its background (16 + 1 = 17 for ``gsgan_decoder_256``).
 
     Args:
         num_ws: style vectors per sample.
@@ -194,7 +194,7 @@ def ballgan_background_mapping(
     Args:
         num_ws: style vectors per sample (the background's ``num_ws``).
         z_dim: width of ``z_bg``.
-        w_dim: width of ``w_bg`` (the background's ``style_dim``).
+        w_dim: width of ``w_bg`` (the background's ``w_dim``).
         num_layers: fully connected layers.
     """
     return MappingNetwork(z_dim, w_dim, num_ws, c_dim=0, num_layers=num_layers)

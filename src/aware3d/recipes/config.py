@@ -304,7 +304,7 @@ class GSGANFFHQ512(GSGANFFHQ256):
 
     Source: GSGAN ``_scripts/train_ffhq512.sh`` (batch 32 on 8 GPUs, ``res_end`` 256, neural
     rendering resolution 512, otherwise the 256 px script's settings); the generator is
-    :func:`~aware3d.nn.gsgan_512`.
+    :func:`~aware3d.nn.gsgan_decoder_512`.
     """
 
     recipe: ClassVar[str] = "gsgan-ffhq512"

@@ -20,7 +20,8 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
-from aware3d.nn.layers import LEAKY_GAIN, LEAKY_SLOPE, EqualizedLinear
+from aware3d.nn._activations import scaled_leaky_relu
+from aware3d.nn.layers import EqualizedLinear
 from aware3d.nn.superresolution import dual_discriminator_input
 
 __all__ = [
@@ -78,7 +79,7 @@ class EqualizedConv2d(nn.Module):
         y = F.conv2d(x, self.weight * self.weight_gain, self.bias, padding=self.padding)
         if self.downsample:
             y = F.avg_pool2d(y, 2)
-        return F.leaky_relu(y, LEAKY_SLOPE) * LEAKY_GAIN if self.leaky_relu else y
+        return scaled_leaky_relu(y) if self.leaky_relu else y
 
 
 class _ResidualBlock(nn.Module):
