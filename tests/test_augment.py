@@ -19,6 +19,7 @@ def test_no_policy_is_the_identity_and_shapes_are_kept():
         assert y.shape == x.shape and y.dtype == x.dtype
 
 
+@pytest.mark.slow
 def test_seeded_and_differentiable():
     x = images().requires_grad_()
     a = diff_augment(x, generator=torch.Generator().manual_seed(3))

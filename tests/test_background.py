@@ -64,6 +64,7 @@ def test_features_depend_only_on_the_exit_point():
     axis=st.sampled_from(["x", "y", "z"]),
     sign=st.sampled_from([-1.0, 1.0]),
 )
+@pytest.mark.slow
 def test_continuous_across_the_angle_seam(lat, axis, sign):
     """Where an atan2 azimuth about any axis wraps (+-pi), the features do not jump.
 
@@ -127,6 +128,7 @@ def test_cameras_outside_the_sphere_are_rejected():
         bg.render(_cameras(2, 2), 4, 4, w)
 
 
+@pytest.mark.slow
 def test_style_modulates_and_gradcheck():
     bg = _background(torch.float64, hidden=8, num_layers=1, num_freqs=2, feature_dim=2)
     g = torch.Generator().manual_seed(3)
@@ -233,6 +235,7 @@ def test_angles_encoding_matches_released_features_and_sigmoid_output():
     torch.testing.assert_close(out, torch.sigmoid(bg.output(x, w)) * 1.002 - 0.001)
 
 
+@pytest.mark.slow
 def test_angles_encoding_renders_and_gradchecks():
     bg = _background(encoding="angles", num_freqs=3)
     w = torch.randn(2, 8)

@@ -140,6 +140,7 @@ def test_modules_traverse_normally():
     assert aware3d.nn.GaussianBackground is GaussianBackground
 
 
+@pytest.mark.slow
 def test_gradcheck_float64():
     torch.manual_seed(0)
     background = GaussianBackground(4, num_points=3, children=2, hidden=4).double()

@@ -79,6 +79,7 @@ def test_train_without_tensorboard_names_the_extra(monkeypatch, capsys, tmp_path
     assert not (tmp_path / "run").exists()  # refused before any work
 
 
+@pytest.mark.slow
 def test_help_has_no_raw_markup():
     result = subprocess.run(
         [sys.executable, "-m", "aware3d", "--help"], capture_output=True, text=True, check=True

@@ -1,10 +1,10 @@
 """``torch.compile`` smoke test: rasterize -> composite -> loss, compiled vs eager."""
 
 import torch
-from splat_reference import random_cameras, random_gaussians
 
 from aware3d.functional import composite_splat, rasterize, separation_loss, splat_distortion_loss
 from aware3d.gaussians import Gaussians
+from splat_reference import random_cameras, random_gaussians
 
 
 def _render_loss(cameras, target, means, quats, scales, opacities, features, background):

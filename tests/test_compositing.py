@@ -114,6 +114,7 @@ def test_composite_volume_formula_and_depth():
     torch.testing.assert_close(no_bg_depth.depth, (w * mid).sum(-1, keepdim=True))
 
 
+@pytest.mark.slow
 def test_volume_gradcheck():
     from aware3d.functional.compositing import composite_volume, volume_weights
 

@@ -87,6 +87,7 @@ def test_empty_batch_gives_empty_outputs():
     assert out.logits.shape == (0,) and out.image_embeddings.shape == (0, 8)
 
 
+@pytest.mark.slow
 def test_the_branch_learns_to_tell_cameras_apart():
     """Images whose content encodes their camera (a bright column at the camera's azimuth):
     a few steps of the loss take it well below chance (log B)."""

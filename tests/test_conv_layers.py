@@ -255,6 +255,7 @@ def gradcheck(function, *inputs):
     return torch.autograd.gradcheck(function, inputs, fast_mode=True)
 
 
+@pytest.mark.slow
 def test_gradcheck_float64():
     torch.manual_seed(1)
     x = torch.randn(1, 2, 3, 3, dtype=D64, requires_grad=True)

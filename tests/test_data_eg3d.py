@@ -177,6 +177,7 @@ def batches(loader):
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.slow
 def test_zip_dataset_with_two_workers_under_every_start_method(tmp_path, method):
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"start method {method!r} is not available here")

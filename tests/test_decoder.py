@@ -113,6 +113,7 @@ def check_decoder_hierarchy(decoder, hierarchy):
 
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), w_scale=st.sampled_from([0.0, 1.0, 10.0, 1e3]))
+@pytest.mark.slow
 def test_decoder_output_satisfies_hierarchy_constraints(variant64, seed, w_scale):
     decoder = variant64
     gen = torch.Generator().manual_seed(seed)
@@ -255,6 +256,7 @@ def test_batch_is_independent_per_scene():
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.slow
 def test_gradients_reach_every_parameter(name):
     decoder = tiny_decoder(**VARIANTS[name])
     camera = torch.tensor([[0.0, 0.6, -0.8]] * 2) if decoder.camera_conditioning else None
@@ -389,6 +391,7 @@ def test_gsgan_decoder_starts_as_released():
         pytest.param(gsgan_decoder_512, 349_440, 6, marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow
 def test_presets_shapes_and_levels(factory, count, levels):
     torch.manual_seed(0)
     decoder = factory()
@@ -454,6 +457,7 @@ def test_small_preset_trains_a_step_on_cpu():
 
 
 @pytest.mark.parametrize("cls", [HierarchicalGaussianDecoder, FlatGaussianDecoder])
+@pytest.mark.slow
 def test_knn_neighbour_attention_option(cls):
     decoder = tiny_decoder(cls, blocks="window", knn=3)
     assert decoder.num_ws == tiny_decoder(cls, blocks="window").num_ws + 2

@@ -28,6 +28,7 @@ def demo_output(tmp_path_factory):
     return out, metrics
 
 
+@pytest.mark.slow
 def test_outputs_exist_and_open(demo_output):
     out, metrics = demo_output
     for name in ("samples.png", "decomposition.png", "levels.png", "loss_curves.png"):
@@ -52,6 +53,7 @@ def test_outputs_exist_and_open(demo_output):
     assert metrics["sliced_wasserstein_start"] == saved["sliced_wasserstein_start"]
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip(demo_output):
     """The demo's output folder is an ordinary run: fit's checkpoint, read by eval/render."""
     out, _ = demo_output
@@ -68,6 +70,7 @@ def test_checkpoint_round_trip(demo_output):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_eval_and_render_read_the_demo_output(demo_output, tmp_path, capsys):
     out, _ = demo_output
     main(["eval", "--checkpoint", str(out), "--images", "4"])
@@ -95,6 +98,7 @@ def test_cli_parses_the_documented_flags():
     assert defaults.model is None  # the demo recipe's own defaults apply
 
 
+@pytest.mark.slow
 def test_demo_trains_on_an_eg3d_dataset(tmp_path):
     from aware3d.data import SyntheticScenes
 

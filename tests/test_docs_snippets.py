@@ -75,7 +75,15 @@ def test_fences_declare_a_known_language(page):
         )
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda path: str(path.relative_to(DOCS)))
+#: Pages whose examples take more than a few seconds (run in the full suite only).
+SLOW_PAGES = {"decoder.md", "own-generator.md", "background.md", "training.md", "models.md"}
+
+
+@pytest.mark.parametrize(
+    "page",
+    [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW_PAGES else p for p in PAGES],
+    ids=lambda path: str(path.relative_to(DOCS)),
+)
 def test_python_blocks_run(page, tmp_path, monkeypatch):
     blocks = python_blocks(page)
     if str(page.relative_to(DOCS)) in PAGES_WITH_EXAMPLES:

@@ -242,6 +242,7 @@ def test_module_dtype_mismatches_are_refused_at_the_boundary():
 # ---------------------------------------------------------------------- sizes that cannot fit
 
 
+@pytest.mark.slow
 def test_impossible_sizes_are_refused_with_the_estimate_and_the_limit():
     with pytest.raises(MemoryError, match=r"needs about .* GiB but only .* GiB is available"):
         aware3d.rasterize(gaussians(), cameras(), 100_000, 100_000)  # ~1.3 TB of images
@@ -274,6 +275,7 @@ def test_meta_tensors_infer_shapes_or_are_refused():
         aware3d.rasterize(gaussians().to("meta"), cameras().to("meta"), 8, 8)
 
 
+@pytest.mark.slow
 def test_the_environment_switch_turns_value_checks_off():
     code = "import aware3d; print(aware3d.value_checks_enabled())"
     for value, expected in (("0", "False"), ("off", "False"), ("1", "True")):

@@ -120,6 +120,7 @@ def parents_and_raw(draw, float_bound: float = 1e300, dtype: type = np.float64):
     rho=st.floats(1.0, 4.0),
     log_pixel=st.floats(-9.0, 2.0),
 )
+@pytest.mark.slow
 def test_children_satisfy_the_hierarchy_constraints(data, rho, log_pixel):
     parent_arrays, raw_arrays = data
     parent = nodes_from_arrays(parent_arrays, requires_grad=True)
@@ -139,6 +140,7 @@ def test_children_satisfy_the_hierarchy_constraints(data, rho, log_pixel):
 
 
 @given(data=parents_and_raw(float_bound=F32_MAX, dtype=np.float32))
+@pytest.mark.slow
 def test_float32_extremes_stay_finite(data):
     parent_arrays, raw_arrays = data
     parent = nodes_from_arrays(parent_arrays, dtype=torch.float32, requires_grad=True)
@@ -248,6 +250,7 @@ def test_unnormalised_parent_rotation_is_normalised():
     torch.testing.assert_close(child.rotation, torch.tensor([[[1.0, 0, 0, 0]]]).double())
 
 
+@pytest.mark.slow
 def test_gradcheck_float64():
     gen = torch.Generator().manual_seed(3)
 

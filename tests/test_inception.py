@@ -305,6 +305,7 @@ print(json.dumps({
 
 
 @pytest.mark.parametrize("torchvision", ["missing", "broken"])
+@pytest.mark.slow
 def test_lazy_imports_and_torchvision_free_loading(tmp_path: Path, torchvision: str):
     broken = tmp_path / "torchvision"
     broken.mkdir()
@@ -428,6 +429,7 @@ def test_fid_kid_bad_input():
         fid_kid(torch.full_like(real, float("inf")), fake)
 
 
+@pytest.mark.slow
 def test_the_evaluator_reports_fid_and_kid_with_local_weights(random_weights: Path):
     from aware3d.data.synthetic import SyntheticScenes
     from aware3d.recipes import DemoRecipe, build_generator

@@ -93,6 +93,7 @@ def test_distortion_spaces_match_oracle_on_mapped_edges():
     shift=st.floats(-100.0, 100.0),
     scale=st.floats(1e-2, 1e2),
 )
+@pytest.mark.slow
 def test_distortion_properties(seed, S, shift, scale):
     from aware3d.functional.losses import distortion_loss
 
@@ -218,6 +219,7 @@ def _pack(weights, edges, counts):
 
 
 @given(seed=st.integers(0, 2**31 - 1), space=st.sampled_from(["metric", "linear", "inverse"]))
+@pytest.mark.slow
 def test_packed_agrees_with_dense(seed, space):
     from aware3d.functional.losses import distortion_loss, distortion_loss_packed
 
@@ -602,6 +604,7 @@ def test_ballgan_density_loss_float32_and_half_inputs():
     )
 
 
+@pytest.mark.slow
 def test_ballgan_density_loss_gradients():
     from aware3d.functional.losses import ballgan_density_loss
 

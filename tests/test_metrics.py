@@ -20,6 +20,7 @@ def test_identical_sets_have_zero_distance():
     assert len(result.per_level) == 2  # 32 and 16 pixels
 
 
+@pytest.mark.slow
 def test_distance_grows_with_the_difference_and_is_deterministic():
     real = smooth_images(32, 0)
     same_distribution = smooth_images(32, 1)

@@ -31,6 +31,7 @@ def finite_grads(module):
 
 
 @pytest.mark.parametrize("background", ["sphere", "gaussians"])
+@pytest.mark.slow
 def test_gsgan_generator_renders_and_backpropagates(background):
     torch.manual_seed(0)
     g = gsgan_small(32, background=background)
@@ -93,6 +94,7 @@ def test_real_images_for_the_dual_discriminator():
     assert gsgan_small(16).real_discriminator_images(real) is real
 
 
+@pytest.mark.slow
 def test_released_configurations_build():
     gsgan = gsgan_ffhq256()
     assert gsgan.mapping.num_ws == gsgan.decoder.num_ws + 1 == 17
@@ -108,6 +110,7 @@ def test_released_configurations_build():
 
 
 @pytest.mark.parametrize("model", ["gsgan", "ballgan"])
+@pytest.mark.slow
 def test_demo_models_train_and_the_discriminator_loss_falls(model, tmp_path):
     # 12 steps at batch 4 through the demo recipe: the mean of the last 4 discriminator losses
     # is below the first 4's (checked for seeds 0-4 of both models when the demo had its own

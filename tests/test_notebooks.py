@@ -91,6 +91,7 @@ def test_the_three_tutorials_exist():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.slow
 def test_notebook_executes_and_its_stored_outputs_are_fresh(path, tmp_path):
     stored = nbformat.read(path, as_version=4)
     fresh = _execute(path, tmp_path)

@@ -68,6 +68,7 @@ def rendered(
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.slow
 def test_every_file_is_written(rendered: dict[str, dict[str, Path]], name: str) -> None:
     written = rendered[name]
     assert set(written) == set(FILES)
@@ -162,6 +163,7 @@ def test_depth_to_grey() -> None:
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.slow
 def test_same_seed_same_files(
     generators: dict[str, torch.nn.Module],
     rendered: dict[str, dict[str, Path]],
@@ -188,6 +190,7 @@ def test_seed_changes_samples(
     assert other["grid"].read_bytes() != rendered["demo"]["grid"].read_bytes()
 
 
+@pytest.mark.slow
 def test_single_sample(
     generators: dict[str, torch.nn.Module], labels: torch.Tensor, tmp_path: Path
 ) -> None:

@@ -67,6 +67,7 @@ def test_ema_tracks_parameters_and_copies_buffers():
 
 
 @pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.slow
 def test_discriminator_shapes_and_gradients(resolution):
     torch.manual_seed(0)
     disc = CameraConditionedDiscriminator(resolution, channel_max=64)
