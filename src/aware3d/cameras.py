@@ -11,6 +11,7 @@ Conventions (``docs/pages/conventions.md``):
 * Pixel centres are at +0.5.
 """
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -45,6 +46,33 @@ FFHQ_LOOKAT = (0.0, 0.0, 0.2)
 _ORTHONORMAL_TOL = 1e-3
 
 
+def _rigidity_tolerance(dtype: torch.dtype) -> float:
+    """How far ``R^T R`` may be from ``I`` (and the bottom row from ``[0, 0, 0, 1]``) in ``dtype``.
+
+    A rotation rounded once to ``dtype`` is off by up to ``eps`` (half an ulp per entry, summed
+    over a row); ``4 eps`` also admits poses computed in that dtype. That is the fixed ``1e-3``
+    for float32 and float64, ``3.9e-3`` for float16 and ``3.1e-2`` for bfloat16.
+    """
+    return max(_ORTHONORMAL_TOL, 4 * torch.finfo(dtype).eps)
+
+
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """A context with ``torch.autocast`` disabled on ``device`` (a no-op where it has none)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _autocast_enabled(device: torch.device) -> bool:
+    """Whether ``torch.autocast`` is on for ``device``."""
+    return torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type)
+
+
+def _geometry_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype camera geometry is computed in: float32 at least (half precision rounds once)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 class Rays(NamedTuple):
     """Rays with unit directions.
 
@@ -70,11 +98,13 @@ def _camera_checks(cam2world: Tensor, intrinsics: Tensor) -> list:
         [intrinsics[..., 0, 1], intrinsics[..., 1, 0], intrinsics[..., 2, 0], intrinsics[..., 2, 1]]
     )
 
+    tolerance = _rigidity_tolerance(cam2world.dtype)
+
     def not_rigid() -> str:
         return (
             "`cam2world` must hold rigid transforms: its 3x3 rotation block must be orthonormal "
-            f"with determinant +1 (max |R^T R - I| = {float(ortho_error):.3g}, "
-            f"min det = {float(det.min()):.3g})"
+            f"with determinant +1 (max |R^T R - I| = {float(ortho_error):.3g}, at most "
+            f"{tolerance:.3g} in {cam2world.dtype}; min det = {float(det.min()):.3g})"
         )
 
     def bad_focal() -> str:
@@ -86,9 +116,9 @@ def _camera_checks(cam2world: Tensor, intrinsics: Tensor) -> list:
 
     return [
         *finite_checks(cam2world=cam2world, intrinsics=intrinsics),
-        ((ortho_error <= _ORTHONORMAL_TOL) & (det > 0).all(), not_rigid),
+        ((ortho_error <= tolerance) & (det > 0).all(), not_rigid),
         (
-            (bottom_error <= _ORTHONORMAL_TOL).all(),
+            (bottom_error <= tolerance).all(),
             lambda: "`cam2world` must have bottom row [0, 0, 0, 1] in every matrix",
         ),
         (((fx > 0) & (fy > 0)).all(), bad_focal),
@@ -252,14 +282,17 @@ class Cameras:
     # ------------------------------------------------------------------ matrices
 
     def viewmats(self) -> Float[Tensor, "*batch C 4 4"]:
-        """World-to-camera matrices, ``[..., C, 4, 4]``: ``[[R^T, -R^T t], [0, 1]]``."""
-        rotation = self.cam2world[..., :3, :3]
-        translation = self.cam2world[..., :3, 3:]
-        rotation_t = rotation.transpose(-1, -2)
-        top = torch.cat([rotation_t, -rotation_t @ translation], dim=-1)
-        bottom = torch.zeros_like(self.cam2world[..., 3:, :])
+        """World-to-camera matrices, ``[..., C, 4, 4]``: ``[[R^T, -R^T t], [0, 1]]``.
+
+        In the cameras' dtype, computed in float32 at least and with ``torch.autocast`` off.
+        """
+        cam2world = self.cam2world.to(_geometry_dtype(self.dtype))
+        with _autocast_off(self.device):
+            rotation_t = cam2world[..., :3, :3].transpose(-1, -2)
+            top = torch.cat([rotation_t, -rotation_t @ cam2world[..., :3, 3:]], dim=-1)
+        bottom = torch.zeros_like(cam2world[..., 3:, :])
         bottom[..., 3] = 1
-        return torch.cat([top, bottom], dim=-2)
+        return torch.cat([top, bottom], dim=-2).to(self.dtype)
 
     def Ks(self, width: int, height: int) -> Float[Tensor, "*batch C 3 3"]:
         """Pixel intrinsics for an image of ``width`` x ``height`` pixels, ``[..., C, 3, 3]``.
@@ -278,7 +311,9 @@ class Cameras:
 
         Pixel ``(i, j)`` (row, column) has normalised image coordinates
         ``u = (j + 0.5) / W``, ``v = (i + 0.5) / H``; its camera-space direction is
-        ``K^-1 [u, v, 1]^T`` and its world direction ``R`` times that, normalised.
+        ``K^-1 [u, v, 1]^T`` and its world direction ``R`` times that, normalised. The rays have
+        the cameras' dtype; they are computed in float32 at least and with ``torch.autocast``
+        off, so origins and directions always share one dtype.
 
         Args:
             width: image width ``W`` in pixels.
@@ -289,19 +324,22 @@ class Cameras:
         """
         check_positive_int("width", width)
         check_positive_int("height", height)
-        kwargs = {"dtype": self.dtype, "device": self.device}
+        dtype = _geometry_dtype(self.dtype)
+        intrinsics, cam2world = self.intrinsics.to(dtype), self.cam2world.to(dtype)
+        kwargs = {"dtype": dtype, "device": self.device}
         u = (torch.arange(width, **kwargs) + 0.5) / width
         v = (torch.arange(height, **kwargs) + 0.5) / height
-        fx = self.intrinsics[..., 0, 0, None, None]
-        fy = self.intrinsics[..., 1, 1, None, None]
-        cx = self.intrinsics[..., 0, 2, None, None]
-        cy = self.intrinsics[..., 1, 2, None, None]
+        fx = intrinsics[..., 0, 0, None, None]
+        fy = intrinsics[..., 1, 1, None, None]
+        cx = intrinsics[..., 0, 2, None, None]
+        cy = intrinsics[..., 1, 2, None, None]
         x = ((u[None, :] - cx) / fx).expand(*self.shape, height, width)
         y = ((v[:, None] - cy) / fy).expand(*self.shape, height, width)
         dirs_cam = torch.stack([x, y, torch.ones_like(x)], dim=-1)
-        rotation = self.cam2world[..., None, None, :3, :3]
-        dirs = (rotation @ dirs_cam[..., None])[..., 0]
-        dirs = dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)
+        rotation = cam2world[..., None, None, :3, :3]
+        with _autocast_off(self.device):
+            dirs = (rotation @ dirs_cam[..., None])[..., 0]
+        dirs = (dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)).to(self.dtype)
         origins = self.centers[..., None, None, :].expand_as(dirs)
         return Rays(origins, dirs)
 
@@ -484,12 +522,15 @@ def look_at(
         up: the world's up direction.
 
     Returns:
-        ``[..., 4, 4]`` camera-to-world matrices.
+        ``[..., 4, 4]`` camera-to-world matrices in the dtype of ``origins``, computed in float32
+        at least (half-precision poses are rounded once, so they stay rigid to their precision).
 
     Raises:
         ValueError: for wrong shapes, and (value checks, one host synchronisation) non-finite
             values, a target equal to its origin, or a viewing direction parallel to ``up``.
     """
+    dtype = origins.dtype
+    origins = origins.to(_geometry_dtype(dtype))
     targets_t = _as_points("targets", targets, origins.dtype, origins.device)
     up_t = _as_point("up", up, origins.dtype, origins.device)
     try:
@@ -525,7 +566,7 @@ def look_at(
     top = torch.cat([rotation, origins[..., :, None]], dim=-1)
     bottom = torch.zeros_like(top[..., :1, :])
     bottom[..., 3] = 1
-    return torch.cat([top, bottom], dim=-2)
+    return torch.cat([top, bottom], dim=-2).to(dtype)
 
 
 def _angles(
@@ -536,7 +577,7 @@ def _angles(
     # draw where the generator lives (so a CPU generator gives the same poses on every device)
     source = generator.device if generator is not None else device
     noise = torch.randn(n, 1, generator=generator, device=source, dtype=dtype)
-    return noise.to(device) * stddev + mean
+    return noise.to(device, _geometry_dtype(dtype)) * stddev + mean
 
 
 def _eg3d_origins(horizontal: Tensor, vertical: Tensor, radius: float) -> Tensor:
@@ -592,7 +633,8 @@ def sample_look_at_poses(
         radius: distance of the cameras from the origin.
         n: number of poses.
         generator: random generator for reproducible draws.
-        dtype: dtype of the result.
+        dtype: dtype of the result; half precision is computed in float32 and rounded
+            once, so the poses pass the rigidity check of :class:`Cameras` in that dtype.
         device: device of the result.
 
     Returns:
@@ -601,12 +643,12 @@ def sample_look_at_poses(
     _check_sampler_args(
         (horizontal_mean, vertical_mean), (horizontal_stddev, vertical_stddev), radius, n, dtype
     )
-    target = _as_point("lookat", lookat, dtype, device)
+    target = _as_point("lookat", lookat, _geometry_dtype(dtype), device)
     check_finite(lookat=target)
     h = _angles(horizontal_mean, horizontal_stddev, n, generator, device, dtype)
     v = _angles(vertical_mean, vertical_stddev, n, generator, device, dtype)
     origins = _eg3d_origins(h, v, radius)
-    return look_at(origins, target)
+    return look_at(origins, target).to(dtype)
 
 
 def sample_gaussian_poses(
@@ -634,7 +676,8 @@ def sample_gaussian_poses(
         radius: distance of the cameras from the origin.
         n: number of poses.
         generator: random generator for reproducible draws.
-        dtype: dtype of the result.
+        dtype: dtype of the result; half precision is computed in float32 and rounded
+            once, so the poses pass the rigidity check of :class:`Cameras` in that dtype.
         device: device of the result.
 
     Returns:
@@ -646,7 +689,7 @@ def sample_gaussian_poses(
     h = _angles(horizontal_mean, horizontal_stddev, n, generator, device, dtype)
     v = _angles(vertical_mean, vertical_stddev, n, generator, device, dtype)
     origins = _eg3d_origins(h, v, radius)
-    return look_at(origins, torch.zeros_like(origins))
+    return look_at(origins, torch.zeros_like(origins)).to(dtype)
 
 
 def orbit(
@@ -674,7 +717,8 @@ def orbit(
         vertical: vertical angle in radians (pi/2 is level).
         horizontal_amplitude: swing amplitude in radians, or ``None`` for a full turn.
         vertical_amplitude: vertical swing amplitude in radians.
-        dtype: dtype of the result.
+        dtype: dtype of the result; half precision is computed in float32 and rounded
+            once, so the poses pass the rigidity check of :class:`Cameras` in that dtype.
         device: device of the result.
 
     Returns:
@@ -687,7 +731,7 @@ def orbit(
         check_number("horizontal_amplitude", horizontal_amplitude)
     check_number("vertical_amplitude", vertical_amplitude)
     check_float_dtype("dtype", dtype)
-    target = _as_point("lookat", lookat, dtype, device)
+    target = _as_point("lookat", lookat, _geometry_dtype(dtype), device)
     check_finite(lookat=target)
     phase = 2 * math.pi * torch.arange(n, dtype=torch.float64, device=device) / n
     if horizontal_amplitude is None:
@@ -695,5 +739,6 @@ def orbit(
     else:
         h = math.pi / 2 + float(horizontal_amplitude) * torch.sin(phase)
     v = vertical + float(vertical_amplitude) * torch.cos(phase)
-    origins = _eg3d_origins(h[:, None].to(dtype), v[:, None].to(dtype), radius)
-    return look_at(origins, target)
+    geometry = _geometry_dtype(dtype)
+    origins = _eg3d_origins(h[:, None].to(geometry), v[:, None].to(geometry), radius)
+    return look_at(origins, target).to(dtype)

@@ -15,6 +15,12 @@ alpha-weighted; it is never multiplied by ``A`` again.
 
 Both forms return a :class:`CompositeResult`. Images are channels-last; per-pixel scalars keep a
 trailing axis of size 1 (``[..., 1]``), like the rasterizer's ``alpha`` and ``depth``.
+
+Precision, as :func:`~aware3d.rasterize`: float64 inputs compute in float64, any other float
+dtype in float32 (a bfloat16 transmittance ``exp(-sum tau)`` is off by up to 0.4%), with
+``torch.autocast`` turned off inside. The outputs have that dtype. Inside ``torch.autocast`` the
+inputs may mix float dtypes (a network's bfloat16 features beside float32 distances); outside it
+they must share one.
 """
 
 from typing import NamedTuple
@@ -32,6 +38,7 @@ from aware3d._validation import (
     sorted_check,
     value_checks_enabled,
 )
+from aware3d.cameras import _autocast_enabled, _autocast_off
 
 __all__ = [
     "CompositeResult",
@@ -92,6 +99,27 @@ class CompositeResult(NamedTuple):
     weights: Float[Tensor, "*batch S"] | None
 
 
+# ---------------------------------------------------------------------- dtypes
+
+
+def _compute_dtype(**tensors: Tensor | None) -> torch.dtype:
+    """float64 if any input is, else float32; refuses mixed dtypes outside ``torch.autocast``.
+
+    The inputs were checked to be floating-point tensors on one device.
+    """
+    present = [(name, value) for name, value in tensors.items() if value is not None]
+    first_name, first = present[0]
+    if not _autocast_enabled(first.device):
+        for name, value in present[1:]:
+            if value.dtype != first.dtype:
+                raise ValueError(
+                    f"`{name}` has dtype {value.dtype} but `{first_name}` has {first.dtype}; "
+                    "convert them to one dtype (mixed dtypes are accepted under torch.autocast)"
+                )
+    is_double = any(value.dtype == torch.float64 for _, value in present)
+    return torch.float64 if is_double else torch.float32
+
+
 # ---------------------------------------------------------------------- value checks
 
 
@@ -120,7 +148,7 @@ def _volume_weights(sigmas: Tensor, t_edges: Tensor) -> VolumeWeights:
     return VolumeWeights(weights, alphas, torch.exp(-total[..., -1]))
 
 
-@checked
+@checked(same_dtype=False)
 def volume_weights(
     sigmas: Float[Tensor, "*batch S"], t_edges: Float[Tensor, "*batch S+1"]
 ) -> VolumeWeights:
@@ -139,19 +167,23 @@ def volume_weights(
     Returns:
         :class:`VolumeWeights` ``(weights [..., S], alphas [..., S], bg_transmittance [...])``.
 
-    ``S = 0`` (no samples) gives empty weights and ``T_bg = 1``.
+    ``S = 0`` (no samples) gives empty weights and ``T_bg = 1``. Computed in float32 (float64
+    for float64 inputs) with ``torch.autocast`` off, like :func:`composite_volume`.
 
     Raises:
-        ValueError: for mismatched shapes, and (value checks, one host synchronisation)
-            non-finite values, negative densities or unsorted edges.
+        ValueError: for mismatched shapes or (outside ``torch.autocast``) dtypes, and (value
+            checks, one host synchronisation) non-finite values, negative densities or unsorted
+            edges.
         TypeError: for arguments that are not floating-point tensors.
     """
+    dtype = _compute_dtype(sigmas=sigmas, t_edges=t_edges)
     if value_checks_enabled():
         check_values(_volume_checks(sigmas, t_edges))
-    return _volume_weights(sigmas, t_edges)
+    with _autocast_off(sigmas.device):
+        return _volume_weights(sigmas.to(dtype), t_edges.to(dtype))
 
 
-@checked
+@checked(same_dtype=False)
 def composite_volume(
     sigmas: Float[Tensor, "*batch S"],
     features: Float[Tensor, "*batch S F"],
@@ -175,33 +207,40 @@ def composite_volume(
             :func:`~aware3d.functional.ray_sphere_exit`); 0 if ``None``.
 
     Returns:
-        :class:`CompositeResult` with ``weights [..., S]``. With ``S = 0`` the image is the
-        background.
+        :class:`CompositeResult` with ``weights [..., S]``, in float32 (float64 for float64
+        inputs; see the module's precision note). With ``S = 0`` the image is the background.
 
     Raises:
-        ValueError: for mismatched shapes, dtypes or devices, and (value checks, one host
-            synchronisation) non-finite values, negative densities or unsorted edges.
+        ValueError: for mismatched shapes, devices or (outside ``torch.autocast``) dtypes, and
+            (value checks, one host synchronisation) non-finite values, negative densities or
+            unsorted edges.
         TypeError: for arguments that are not floating-point tensors.
     """
+    dtype = _compute_dtype(
+        sigmas=sigmas, features=features, t_edges=t_edges, bg_features=bg_features,
+        bg_depth=bg_depth,
+    )  # fmt: skip
     if value_checks_enabled():
         check_values(
             _volume_checks(sigmas, t_edges)
             + finite_checks(features=features, bg_features=bg_features, bg_depth=bg_depth)
         )
-    weights, _, t_bg = _volume_weights(sigmas, t_edges)
-    t_bg = t_bg[..., None]
-    image = torch.einsum("...s,...sf->...f", weights, features) + t_bg * bg_features
-    midpoints = 0.5 * (t_edges[..., 1:] + t_edges[..., :-1])
-    depth = (weights * midpoints).sum(-1, keepdim=True)
-    if bg_depth is not None:
-        depth = depth + t_bg * bg_depth
+    with _autocast_off(sigmas.device):
+        sigmas, features, t_edges = sigmas.to(dtype), features.to(dtype), t_edges.to(dtype)
+        weights, _, t_bg = _volume_weights(sigmas, t_edges)
+        t_bg = t_bg[..., None]
+        image = torch.einsum("...s,...sf->...f", weights, features) + t_bg * bg_features.to(dtype)
+        midpoints = 0.5 * (t_edges[..., 1:] + t_edges[..., :-1])
+        depth = (weights * midpoints).sum(-1, keepdim=True)
+        if bg_depth is not None:
+            depth = depth + t_bg * bg_depth.to(dtype)
     return CompositeResult(image, 1.0 - t_bg, t_bg, depth, weights)
 
 
 # ---------------------------------------------------------------------- splatted
 
 
-@checked
+@checked(same_dtype=False)
 def composite_splat(
     features: Float[Tensor, "*batch F"],
     alpha: Float[Tensor, "*batch 1"],
@@ -226,22 +265,29 @@ def composite_splat(
 
     Returns:
         :class:`CompositeResult` with ``weights=None``; ``depth`` is ``None`` if ``depth`` is.
+        In float32 (float64 for float64 inputs; see the module's precision note).
 
     Raises:
-        ValueError: for mismatched shapes, dtypes or devices, and (value checks, one host
-            synchronisation) non-finite values or ``alpha`` outside [0, 1].
+        ValueError: for mismatched shapes, devices or (outside ``torch.autocast``) dtypes, and
+            (value checks, one host synchronisation) non-finite values or ``alpha`` outside
+            [0, 1].
         TypeError: for arguments that are not floating-point tensors.
     """
+    dtype = _compute_dtype(
+        features=features, alpha=alpha, bg_features=bg_features, depth=depth, bg_depth=bg_depth
+    )
     if value_checks_enabled():
         finite = finite_checks(
             alpha=alpha, features=features, bg_features=bg_features, depth=depth, bg_depth=bg_depth
         )
         check_values([*finite, range_check("alpha", alpha, 0.0, 1.0, what="accumulated opacity")])
-    t_bg = 1.0 - alpha
-    image = features + t_bg * bg_features
-    out_depth = None
-    if depth is not None:
-        out_depth = alpha * depth
-        if bg_depth is not None:
-            out_depth = out_depth + t_bg * bg_depth
+    with _autocast_off(alpha.device):
+        alpha = alpha.to(dtype)
+        t_bg = 1.0 - alpha
+        image = features.to(dtype) + t_bg * bg_features.to(dtype)
+        out_depth = None
+        if depth is not None:
+            out_depth = alpha * depth.to(dtype)
+            if bg_depth is not None:
+                out_depth = out_depth + t_bg * bg_depth.to(dtype)
     return CompositeResult(image, alpha, t_bg, out_depth, None)

@@ -6,6 +6,10 @@ means of its two end samples, the density goes through ``softplus(x - 1)`` (EG3D
 ``MipRayMarcher2``: the offset "makes things initialize better"), and the interval's edges are
 the two samples. :func:`midpoint_volume_samples` builds that :class:`VolumeSamples`, which
 :func:`~aware3d.functional.composite_volume` renders with unit background occupancy.
+
+Precision: sample positions have the rays' dtype. Under ``torch.autocast`` the field (a network)
+runs in autocast's dtype and its outputs are cast to the rays' dtype; everything else (weights,
+importance sampling) runs with autocast off.
 """
 
 from collections.abc import Callable
@@ -18,6 +22,7 @@ from torch import Tensor
 
 from aware3d._checked import checked
 from aware3d._validation import check_number, check_positive_int, check_shape
+from aware3d.cameras import _autocast_enabled, _autocast_off
 from aware3d.functional.compositing import VolumeSamples, _volume_weights
 from aware3d.functional.sampling import sample_importance_eg3d, sample_stratified
 
@@ -106,6 +111,8 @@ def _evaluate(field: Field, origins: Tensor, dirs: Tensor, t: Tensor) -> RaySamp
     raw, features = field(points.reshape(batch, rays * count, 3))
     check_shape("field's densities", raw, (batch, rays * count))
     check_shape("field's features", features, (batch, rays * count, None))
+    if _autocast_enabled(t.device):  # a network's bfloat16 outputs beside float32 distances
+        raw, features = raw.to(t.dtype), features.to(t.dtype)
     return RaySamples(t, raw.reshape(batch, rays, count), features.reshape(batch, rays, count, -1))
 
 
@@ -179,11 +186,13 @@ def sample_coarse_fine(
     flat_o, flat_d = origins.reshape(batch, -1, 3), dirs.reshape(batch, -1, 3)
     flat_near, flat_far = near.reshape(batch, -1), far.reshape(batch, -1)
     options = {"deterministic": deterministic, "generator": generator}
-    t_coarse = sample_stratified(flat_near, flat_far, num_coarse, space=space, **options)
+    with _autocast_off(origins.device):
+        t_coarse = sample_stratified(flat_near, flat_far, num_coarse, space=space, **options)
     coarse = _evaluate(field, flat_o, flat_d, t_coarse)
-    intervals = midpoint_volume_samples(*coarse, density_offset=density_offset)
-    weights = _volume_weights(intervals.sigmas.detach(), intervals.t_edges).weights
-    t_fine = sample_importance_eg3d(t_coarse, weights, num_fine, **options)
+    with _autocast_off(origins.device):
+        intervals = midpoint_volume_samples(*coarse, density_offset=density_offset)
+        weights = _volume_weights(intervals.sigmas.detach(), intervals.t_edges).weights
+        t_fine = sample_importance_eg3d(t_coarse, weights, num_fine, **options)
     fine = _evaluate(field, flat_o, flat_d, t_fine)
     merged = _merge(coarse, fine)
 

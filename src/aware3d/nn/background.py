@@ -23,7 +23,7 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
-from aware3d.cameras import Cameras
+from aware3d.cameras import Cameras, _autocast_enabled, _autocast_off
 from aware3d.functional.encoding import (
     fourier_feature_dim,
     fourier_features,
@@ -71,6 +71,12 @@ class SphericalBackground(nn.Module):
     Style codes: ``w [B, D]`` drives every layer; per-layer codes ``ws [B, num_ws, D]`` with
     ``num_ws = num_layers + 1`` give ``ws[:, i]`` to hidden layer ``i`` and ``ws[:, -1]`` to the
     output layer (as BallGAN's background network consumes its own mapping network's output).
+
+    Precision: the rays' geometry (the exit distance and point) is computed in the rays' dtype
+    with ``torch.autocast`` off; the encoding and the MLP in the module's dtype, the MLP's
+    products in autocast's dtype under ``torch.autocast``. Features have the module's dtype,
+    distances and depths the rays'. Under autocast ``w`` may have any float dtype (a mapping
+    network's bfloat16 output); outside it ``w``, the rays and the module share one dtype.
 
     Args:
         w_dim: width ``D`` of the style code ``w``.
@@ -147,6 +153,24 @@ class SphericalBackground(nn.Module):
         if value_checks_enabled():
             check_values(finite_checks(w=w))
 
+    @property
+    def _dtype(self) -> torch.dtype:
+        """The parameters' dtype, in which the encoding and the MLP compute."""
+        return self.output.weight.dtype
+
+    def _check_rays(self, origins: Tensor, dirs: Tensor, w: Tensor) -> None:
+        """Rays of one dtype, and (outside ``torch.autocast``) ``w`` of that dtype too."""
+        if dirs.dtype != origins.dtype:
+            raise ValueError(
+                f"`dirs` has dtype {dirs.dtype} but `origins` has {origins.dtype}; convert them "
+                "to one dtype"
+            )
+        if w.dtype != origins.dtype and not _autocast_enabled(origins.device):
+            raise ValueError(
+                f"`w` has dtype {w.dtype} but `origins` has {origins.dtype}; convert them to one "
+                "dtype, or run under torch.autocast"
+            )
+
     def _features_at(self, units: Tensor, w: Tensor) -> Tensor:
         """Features of unit directions ``[B, ..., 3]`` under ``w [B, D]`` or ``[B, num_ws, D]``."""
         if self.encoding == "angles":
@@ -161,7 +185,7 @@ class SphericalBackground(nn.Module):
             x = torch.sigmoid(x) * (1 + 2 * SIGMOID_EPS) - SIGMOID_EPS
         return x
 
-    @checked
+    @checked(same_dtype=False)
     def features_and_distance(
         self,
         origins: Float[Tensor, "B *rays 3"],
@@ -176,21 +200,26 @@ class SphericalBackground(nn.Module):
             w: style codes ``[B, D]``, one per scene, or ``[B, num_ws, D]``, one per layer.
 
         Returns:
-            ``(features [B, ..., F], t_bg [B, ...])``.
+            ``(features [B, ..., F], t_bg [B, ...])``: features in the module's dtype, distances
+            in the rays'.
 
         Raises:
-            ValueError: for mismatched shapes, a dtype or device other than the module's, and
-                (value checks) a camera on or outside the sphere or non-finite values.
+            ValueError: for mismatched shapes, a dtype (outside ``torch.autocast``) or device
+                other than the module's, and (value checks) a camera on or outside the sphere
+                or non-finite values.
         """
         self._check_w(w)
-        t_bg = ray_sphere_exit(origins, dirs, self.radius)
-        points = origins + t_bg[..., None] * dirs
-        # |p| = R up to round-off; normalising makes the input exactly a unit direction (the
-        # angles encoding divides y by |p| where BallGAN divides it by R: equal on the sphere)
-        units = points / torch.linalg.vector_norm(points, dim=-1, keepdim=True)
-        return self._features_at(units, w), t_bg
+        self._check_rays(origins, dirs, w)
+        with _autocast_off(origins.device):
+            t_bg = ray_sphere_exit(origins, dirs, self.radius)
+            points = origins + t_bg[..., None] * dirs
+            # |p| = R up to round-off; normalising makes the input exactly a unit direction (the
+            # angles encoding divides y by |p| where BallGAN divides it by R: equal on the sphere)
+            units = points / torch.linalg.vector_norm(points, dim=-1, keepdim=True)
+        dtype = self._dtype
+        return self._features_at(units.to(dtype), w.to(dtype)), t_bg
 
-    @checked
+    @checked(same_dtype=False)
     def forward(
         self,
         origins: Float[Tensor, "B *rays 3"],
@@ -213,8 +242,11 @@ class SphericalBackground(nn.Module):
         if not isinstance(cameras, Cameras):
             raise TypeError(f"`cameras` must be Cameras, got {type(cameras).__name__}")
         self._check_w(w)
-        if cameras.dtype != w.dtype:
-            raise ValueError(f"`cameras` have dtype {cameras.dtype} but `w` has {w.dtype}")
+        if cameras.dtype != w.dtype and not _autocast_enabled(w.device):
+            raise ValueError(
+                f"`cameras` have dtype {cameras.dtype} but `w` has {w.dtype}; convert one of "
+                "them, or run under torch.autocast"
+            )
         check_scene_cameras(cameras.shape, w.shape[0], "from `w`")
 
     def render_with_depth(
@@ -317,9 +349,10 @@ class SphericalBackground(nn.Module):
         self._check_w(w)
         check_positive_int("width", width)
         check_positive_int("height", height)
-        dirs = self.panorama_directions(width, height, dtype=w.dtype, device=w.device)
+        dtype = self._dtype
+        dirs = self.panorama_directions(width, height, dtype=dtype, device=w.device)
         units = dirs.expand(w.shape[0], height, width, 3)
-        return self._features_at(units, w)
+        return self._features_at(units, w.to(dtype))
 
     def extra_repr(self) -> str:
         """The constructor's arguments."""

@@ -24,6 +24,11 @@ Per point ``p`` (learnable, shared by all scenes) with style ``w``:
 
 Heads are modulated, not demodulated, with initial weight scales 1 (position, features,
 opacity) and 0.01 (scale, rotation), so the children start near their parents.
+
+Precision: under ``torch.autocast`` the modulated layers' products run in autocast's dtype; the
+points' encoding ``sin(W p + b)`` and the Gaussians' geometry (children, projection onto the
+sphere, activations) are computed in the parameters' dtype with autocast off, and the Gaussians
+have that dtype.
 """
 
 import math
@@ -45,6 +50,7 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
+from aware3d.cameras import _autocast_off
 from aware3d.functional.hierarchy import HierarchyNodes, _densify, normalize_quaternion
 from aware3d.gaussians import Gaussians
 from aware3d.nn.layers import ModulatedLinear
@@ -179,30 +185,40 @@ class GaussianBackground(nn.Module):
             sphere of radius ``R``. Concatenate them with the foreground's and rasterize once.
 
         Raises:
-            ValueError: for a misshapen ``w``, a dtype or device other than the module's, and
-                (value checks) a non-finite ``w``.
+            ValueError: for a misshapen ``w``, a dtype (outside ``torch.autocast``) or device
+                other than the module's, and (value checks) a non-finite ``w``.
         """
         check_shape("w", w, ("B", self.w_dim))
         check_module_dtype("w", w, self)
         check_module_device("w", w, self)
         if value_checks_enabled():
             check_values(finite_checks(w=w))
+        dtype = self.points.dtype
+        w = w.to(dtype)
         batch, count, k = w.shape[0], self.num_points, self.num_children
         points = self.points.expand(batch, count, 3)
-        h = self.parent_block(torch.sin(self.encoding(points)), w)
-        parent = self.parent_heads(h, w)
-        position = F.normalize(points, dim=-1) * self.radius
-        raw_scale = parent["scale"] + self.scale_cap
-        log_scale = self.scale_cap - F.softplus(self.scale_cap - raw_scale)
-        rotation = parent["rotation"] + w.new_tensor([1.0, 0.0, 0.0, 0.0])
-        opacity_logit = parent["opacity"][..., 0] + _INITIAL_OPACITY_LOGIT
-        features = parent["features"]
-
+        with _autocast_off(w.device):
+            encoded = torch.sin(self.encoding(points))
+        h = self.parent_block(encoded, w)
+        parent = {name: value.to(dtype) for name, value in self.parent_heads(h, w).items()}
         upsampled = self.upsample(h, w).reshape(batch, count, k, self.hidden)
         h_child = ((h[:, :, None] + upsampled) / math.sqrt(2.0)).reshape(
             batch, count * k, self.hidden
         )
         child = self.child_heads(self.child_block(h_child, w), w)
+        with _autocast_off(w.device):
+            return self._gaussians(points, parent, {n: v.to(dtype) for n, v in child.items()})
+
+    def _gaussians(
+        self, points: Tensor, parent: dict[str, Tensor], child: dict[str, Tensor]
+    ) -> Gaussians:
+        """The parents and their children from the heads' raw values (the geometry)."""
+        position = F.normalize(points, dim=-1) * self.radius
+        raw_scale = parent["scale"] + self.scale_cap
+        log_scale = self.scale_cap - F.softplus(self.scale_cap - raw_scale)
+        rotation = parent["rotation"] + points.new_tensor([1.0, 0.0, 0.0, 0.0])
+        opacity_logit = parent["opacity"][..., 0] + _INITIAL_OPACITY_LOGIT
+        features = parent["features"]
 
         # GSGAN's children of the parents (densify with rho = K^(1/3) above split_threshold and
         # rotations accumulated), then put back on the sphere
@@ -212,7 +228,7 @@ class GaussianBackground(nn.Module):
             child["features"],
         )  # fmt: skip
         children = _densify(
-            parents, raw, k ** (1 / 3), self.split_threshold, self.min_log_scale,
+            parents, raw, self.num_children ** (1 / 3), self.split_threshold, self.min_log_scale,
             normalize_rotation=False,
         )  # fmt: skip
         child_position = F.normalize(children.position, dim=-1) * self.radius

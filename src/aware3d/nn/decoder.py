@@ -55,7 +55,7 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
-from aware3d.cameras import FFHQ_FOCAL, FFHQ_RADIUS
+from aware3d.cameras import FFHQ_FOCAL, FFHQ_RADIUS, _autocast_enabled, _autocast_off
 from aware3d.functional.hierarchy import (
     GaussianHierarchy,
     HierarchyNodes,
@@ -96,6 +96,11 @@ GSGAN_INITIAL_OPACITY = 0.1
 
 def _gsgan_widths(num_levels: int) -> tuple[int, ...]:
     return tuple([*GSGAN_WIDTHS, *([128] * num_levels)][:num_levels])
+
+
+def _as_dtype(nodes: HierarchyNodes, dtype: torch.dtype) -> HierarchyNodes:
+    """``nodes`` with every field in ``dtype`` (the heads' outputs are bfloat16 under autocast)."""
+    return HierarchyNodes(*(field.to(dtype) for field in nodes))
 
 
 class _TokenDecoder(nn.Module):
@@ -239,6 +244,11 @@ class _TokenDecoder(nn.Module):
     def _has_anchors(self) -> bool:
         return True
 
+    @property
+    def _dtype(self) -> torch.dtype:
+        """The parameters' dtype: the hierarchy's geometry and the output Gaussians have it."""
+        return next(self.parameters()).dtype
+
     def _level_caps(self) -> tuple[float, ...]:
         """The largest sigma a node of each level can have (see :func:`densify`)."""
         caps = [self.level0_max_scale]
@@ -362,7 +372,10 @@ class _TokenDecoder(nn.Module):
                     "`camera_forward` [B, 3] is required with camera_conditioning=True "
                     "(the cameras' forward vectors, `Cameras.forward_directions`)"
                 )
-            if not isinstance(camera_forward, Tensor) or camera_forward.dtype != ws.dtype:
+            if not isinstance(camera_forward, Tensor) or not (
+                camera_forward.dtype == ws.dtype
+                or (camera_forward.is_floating_point() and _autocast_enabled(ws.device))
+            ):
                 raise TypeError(f"`camera_forward` must be a tensor of dtype {ws.dtype}")
             check_shape("camera_forward", camera_forward, (ws.shape[0], 3))
             check_module_device("camera_forward", camera_forward, self)
@@ -407,39 +420,51 @@ class _TokenDecoder(nn.Module):
                 missing, extra or misshapen).
         """
         self._check_ws(ws, camera_forward)
+        # under torch.autocast the codes may be bfloat16; the trunk's products run in autocast's
+        # dtype and the hierarchy's geometry in the parameters' dtype with autocast off
+        dtype = self._dtype
+        ws = ws.to(dtype)
+        if camera_forward is not None:
+            camera_forward = camera_forward.to(dtype)
         batch = ws.shape[0]
-        root = self.root(batch, ws.dtype, ws.device)
+        root = self.root(batch, dtype, ws.device)
         camera = self.trunk.embed_camera(camera_forward)
         nodes: list[HierarchyNodes] = []
         anchors: list[HierarchyNodes] = []
         parents: list[Tensor] = []
         anchor = root
-        tokens = self.trunk.start(batch, ws.dtype, ws)
+        tokens = self.trunk.start(batch, dtype, ws)
         for level in range(self.num_levels):
             if level > 0:
                 tokens = self.trunk.advance(level, tokens, ws, anchor.position)
             raw_anchor, raw_gaussian = self.trunk.heads(level, tokens, ws, camera)
-            gaussian, next_anchor = self._level_nodes(level, root, anchor, raw_anchor, raw_gaussian)
+            if raw_anchor is not None:
+                raw_anchor = _as_dtype(raw_anchor, dtype)
+            with _autocast_off(ws.device):
+                gaussian, next_anchor = self._level_nodes(
+                    level, root, anchor, raw_anchor, _as_dtype(raw_gaussian, dtype)
+                )
             nodes.append(gaussian)
             if next_anchor is not None:
                 anchor = next_anchor
                 anchors.append(anchor)
             parents.append(self._parent_index(level, self.level_sizes[level], ws.device))
         levels = self.gaussian_levels.to(ws.device).clone()
-        merged = HierarchyNodes(
-            *(torch.cat([getattr(n, f) for n in nodes], dim=1) for f in HierarchyNodes._fields)
-        )
-        gaussians = _nodes_to_gaussians(merged, levels)
-        if self.clamp_positions or self.color_activation == "sh0":
-            means = gaussians.means
-            if self.clamp_positions:
-                means = means.clamp(-self.box_half_extent, self.box_half_extent)
-            features = gaussians.features
-            if self.color_activation == "sh0":
-                features = (SH_C0 * features + 0.5).clamp_min(0.0)
-            gaussians = Gaussians._trusted(
-                means, gaussians.quats, gaussians.scales, gaussians.opacities, features, levels
+        with _autocast_off(ws.device):
+            merged = HierarchyNodes(
+                *(torch.cat([getattr(n, f) for n in nodes], dim=1) for f in HierarchyNodes._fields)
             )
+            gaussians = _nodes_to_gaussians(merged, levels)
+            if self.clamp_positions or self.color_activation == "sh0":
+                means = gaussians.means
+                if self.clamp_positions:
+                    means = means.clamp(-self.box_half_extent, self.box_half_extent)
+                features = gaussians.features
+                if self.color_activation == "sh0":
+                    features = (SH_C0 * features + 0.5).clamp_min(0.0)
+                gaussians = Gaussians._trusted(
+                    means, gaussians.quats, gaussians.scales, gaussians.opacities, features, levels
+                )
         return GaussianHierarchy(
             gaussians=gaussians,
             nodes=tuple(nodes),
@@ -477,7 +502,10 @@ class _TokenDecoder(nn.Module):
 
         Returns:
             ``Gaussians`` with ``B`` scenes of ``num_gaussians`` Gaussians, all levels
-            concatenated (level 0 first) and ``levels`` set.
+            concatenated (level 0 first) and ``levels`` set, every field in the decoder's
+            parameters' dtype. Under ``torch.autocast`` the token network's products run in
+            autocast's dtype (``ws`` and ``camera_forward`` may have any float dtype) and the
+            hierarchy's geometry runs with autocast off.
 
         Raises:
             ValueError: if ``ws`` is not ``[B, num_ws, w_dim]`` with ``B >= 1``, has another

@@ -19,6 +19,7 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
+from aware3d.cameras import _autocast_off
 from aware3d.nn.layers import NOISE_MODES, SynthesisBlock
 
 __all__ = ["SuperResolution", "dual_discriminator_input", "eg3d_superresolution"]
@@ -50,7 +51,9 @@ class SuperResolution(nn.Module):
     The factor in a name is relative to EG3D's 64x64 neural rendering (64 -> 128 by resizing, then
     the blocks). EG3D resizes when the size differs (2X, 8X, 8XDC) or only when smaller (4X, whose
     first block then refuses larger inputs); here any other size is resized. The released code's
-    fp16 blocks and ``conv_clamp`` (256 under fp16) are omitted.
+    fp16 blocks and ``conv_clamp`` (256 under fp16) are omitted. The network runs in its
+    parameters' dtype with ``torch.autocast`` turned off inside (the modulated convolutions take
+    one dtype); under autocast the inputs may have any float dtype.
 
     Args:
         in_channels: channels of the feature image (EG3D: 32).
@@ -128,7 +131,7 @@ class SuperResolution(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.block_channels = channels
 
-    @checked
+    @checked(same_dtype=False)
     def forward(
         self,
         features: Float[Tensor, "B C h w"],
@@ -151,28 +154,34 @@ class SuperResolution(nn.Module):
             The image ``[B, image_channels, output_resolution, output_resolution]``.
 
         Raises:
-            ValueError: for misshapen inputs, an unknown noise mode, a dtype or device other
-                than the network's, and (value checks) non-finite inputs.
+            ValueError: for misshapen inputs, an unknown noise mode, a dtype (outside
+                ``torch.autocast``) or device other than the network's, and (value checks)
+                non-finite inputs.
         """
         check_shape("features", features, ("B", self.in_channels, "h", "w"))
         check_shape("ws", ws, (features.shape[0], "K", self.w_dim))
         if ws.shape[1] == 0:
             raise ValueError("`ws` must hold at least one style vector, got [B, 0, D]")
         check_module_dtype("features", features, self)
+        check_module_dtype("ws", ws, self)
         check_module_device("features", features, self)
         check_choice("noise_mode", noise_mode, NOISE_MODES)
         if value_checks_enabled():
             check_values(finite_checks(features=features, ws=ws))
-        size = (self.input_resolution, self.input_resolution)
-        if tuple(features.shape[2:]) != size:
-            features = F.interpolate(
-                features, size=size, mode="bilinear", align_corners=False, antialias=self.antialias
-            )
-        x = features
-        image = features[:, : self.image_channels]
-        block_ws = ws[:, -1:].expand(-1, 3, -1)  # every block reads 3: its layers and toRGB
-        for block in self.blocks:
-            x, image = block(x, image, block_ws, noise_mode=noise_mode, generator=generator)
+        dtype = next(self.parameters()).dtype
+        features, ws = features.to(dtype), ws.to(dtype)
+        with _autocast_off(features.device):
+            size = (self.input_resolution, self.input_resolution)
+            if tuple(features.shape[2:]) != size:
+                features = F.interpolate(
+                    features, size=size, mode="bilinear", align_corners=False,
+                    antialias=self.antialias,
+                )  # fmt: skip
+            x = features
+            image = features[:, : self.image_channels]
+            block_ws = ws[:, -1:].expand(-1, 3, -1)  # every block reads 3: its layers and toRGB
+            for block in self.blocks:
+                x, image = block(x, image, block_ws, noise_mode=noise_mode, generator=generator)
         return image
 
     def extra_repr(self) -> str:

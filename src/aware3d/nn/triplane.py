@@ -20,6 +20,7 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
+from aware3d.cameras import _autocast_off
 from aware3d.nn.layers import NOISE_MODES, EqualizedLinear, SynthesisBlock
 
 __all__ = [
@@ -51,6 +52,8 @@ class TriplaneGenerator(nn.Module):
     ``j + num_conv_i``, so each toRGB shares its ``w`` with the next block's first layer.
 
     Images inside are NCHW. fp16 execution and ``conv_clamp`` of the released code are omitted.
+    The network runs in its parameters' dtype with ``torch.autocast`` turned off inside (the
+    modulated convolutions take one dtype); under autocast ``ws`` may have any float dtype.
 
     Args:
         w_dim: ``D``, width of the style vectors.
@@ -138,8 +141,8 @@ class TriplaneGenerator(nn.Module):
 
         Raises:
             ValueError: for ``ws`` of another shape than ``[B, num_ws, w_dim]``, an unknown noise
-                mode, a dtype or device other than the network's, and (value checks) non-finite
-                ``ws``.
+                mode, a dtype (outside ``torch.autocast``) or device other than the network's,
+                and (value checks) non-finite ``ws``.
         """
         check_shape("ws", ws, ("B", self.num_ws, self.w_dim))
         check_module_dtype("ws", ws, self)
@@ -147,10 +150,12 @@ class TriplaneGenerator(nn.Module):
         check_choice("noise_mode", noise_mode, NOISE_MODES)
         if value_checks_enabled():
             check_values(finite_checks(ws=ws))
+        ws = ws.to(next(self.parameters()).dtype)
         x = image = None
-        for block, (start, size) in zip(self.blocks, self.block_ws, strict=True):
-            block_ws = ws[:, start : start + size]
-            x, image = block(x, image, block_ws, noise_mode=noise_mode, generator=generator)
+        with _autocast_off(ws.device):
+            for block, (start, size) in zip(self.blocks, self.block_ws, strict=True):
+                block_ws = ws[:, start : start + size]
+                x, image = block(x, image, block_ws, noise_mode=noise_mode, generator=generator)
         assert image is not None
         return image.reshape(ws.shape[0], 3, self.plane_channels, *image.shape[2:])
 
@@ -235,6 +240,9 @@ class TriplaneDecoder(nn.Module):
     released decoder (every point starts with raw density 0); the default is EG3D's random
     initialisation.
 
+    Under ``torch.autocast`` the layers run in autocast's dtype, the input may have any float
+    dtype, and the outputs have the parameters' dtype.
+
     Args:
         in_features: ``F`` of the planes (EG3D: 32).
         out_features: decoded feature channels (EG3D: 32; the first three are the raw RGB).
@@ -279,14 +287,16 @@ class TriplaneDecoder(nn.Module):
             ``[B, N, out_features]``.
 
         Raises:
-            ValueError: for misshapen features or a dtype or device other than the decoder's.
+            ValueError: for misshapen features or a dtype (outside ``torch.autocast``) or device
+                other than the decoder's.
         """
         check_shape("features", features, ("B", 3, "N", self.in_features))
         check_module_dtype("features", features, self)
         check_module_device("features", features, self)
-        h = F.softplus(self.hidden_layer(features.mean(dim=1)))
-        densities = self.density_head(h)[..., 0]
-        decoded = torch.sigmoid(self.feature_head(h))
+        dtype = self.feature_head.weight.dtype
+        h = F.softplus(self.hidden_layer(features.to(dtype).mean(dim=1)))
+        densities = self.density_head(h)[..., 0].to(dtype)
+        decoded = torch.sigmoid(self.feature_head(h).to(dtype))
         decoded = decoded * (1 + 2 * FEATURE_SIGMOID_EPS) - FEATURE_SIGMOID_EPS
         return TriplaneDecoderOutput(densities, decoded)
 

@@ -22,6 +22,10 @@ def make_ema(model: ModuleT) -> ModuleT:
 def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
     """``ema <- beta * ema + (1 - beta) * model`` for parameters; buffers are copied.
 
+    The average keeps its own dtype: a model trained in bfloat16 (or under ``torch.autocast``)
+    can be tracked by a float32 average, whose small steps ``(1 - beta) (model - ema)`` would
+    round away in bfloat16. Parameters and buffers are cast to the average's dtype first.
+
     Args:
         ema: the averaged copy (from :func:`make_ema`).
         model: the model being trained, with the same structure.
@@ -33,7 +37,8 @@ def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
     for name, param in model.named_parameters():
         if name not in ema_params:
             raise ValueError(f"`ema` has no parameter {name!r}; was it made from `model`?")
-        ema_params[name].lerp_(param.detach(), 1.0 - beta)
+        average = ema_params[name]
+        average.lerp_(param.detach().to(average.dtype), 1.0 - beta)
     ema_buffers = dict(ema.named_buffers())
     for name, buffer in model.named_buffers():
         if name not in ema_buffers:
