@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 import torch
@@ -28,43 +27,9 @@ from aware3d.training import (
     gan_step,
     make_networks,
 )
+from tiny_generator import TinyGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class TinyOutput(NamedTuple):
-    images: Tensor
-
-
-class TinyGenerator(nn.Module):
-    """A generator written outside aware3d.models: a per-latent colour and a camera-dependent tint.
-
-    It implements the generator protocol and nothing else of the library's classes.
-    """
-
-    def __init__(self, latent_dim: int = 8) -> None:
-        super().__init__()
-        self.latent_dim = latent_dim
-        self.c_dim = 0
-        self.image_channels = 3
-        self.colour = nn.Linear(latent_dim, 3)
-        self.tint = nn.Linear(3, 3)
-
-    def forward(self, z, cameras, width, height, *, c=None, psi=1.0):
-        del c
-        colour = torch.tanh(self.colour(z * psi))  # [B, 3]
-        tint = self.tint(cameras.forward_directions)  # [B, C, 3]
-        images = torch.tanh(colour[:, None] + tint)[:, :, None, None, :]
-        return TinyOutput(images.expand(-1, -1, height, width, -1))
-
-    def discriminator_images(self, out):
-        return out.images
-
-    def real_discriminator_images(self, real):
-        return real
-
-    def regularizers(self, out):
-        return {"brightness": out.images.mean().square()}
 
 
 def _labels(count: int) -> Tensor:
@@ -184,6 +149,7 @@ def test_a_term_without_a_weight_is_logged_not_optimised():
     torch.testing.assert_close(logged["g_total"], logged["g_loss"])
 
 
+@pytest.mark.slow
 def test_gan_step_does_not_wait_for_the_device(monkeypatch):
     """Counts host synchronisations made by aware3d's own code during one GAN step.
 
@@ -239,6 +205,7 @@ def test_gan_loss_rejects_bad_values_naming_the_field():
         GANLoss(augment=("flip",))
 
 
+@pytest.mark.slow
 def test_fit_trains_a_generator_written_in_the_test(tmp_path):
     torch.manual_seed(0)
     generator = TinyGenerator()
@@ -314,6 +281,7 @@ FLAT = Recipe(FlatConfig, generator=lambda config: FlatGenerator(config.resoluti
 """
 
 
+@pytest.mark.slow
 def test_aware3d_train_runs_a_user_recipe_by_module_path(tmp_path):
     (tmp_path / "my_recipe.py").write_text(USER_RECIPE)
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"}

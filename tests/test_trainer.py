@@ -323,7 +323,7 @@ def test_resuming_two_plus_two_steps_is_bit_identical_to_four(tmp_path):
     log = _log(tmp_path / "resumed")
     assert any(r["kind"] == "event" and r["message"].startswith("resumed") for r in log)
     losses = [r for r in log if r["kind"] == "scalars" and "loss/d_loss" in r]
-    assert [r["step"] for r in losses] == [0, 1, 2, 3]
+    assert [r["step"] for r in losses] == [1, 2, 3, 4]
     assert os.listdir(tmp_path / "resumed" / "tensorboard")
     assert (tmp_path / "resumed" / "images" / "samples-00000004.png").is_file()
     config = json.loads(
@@ -353,9 +353,24 @@ def test_resume_refuses_a_changed_network_and_reports_other_changes(tmp_path):
         result = run_train("--out", str(tmp_path), "--steps", "3", "--resume", "auto",
                            "--set", field, check=False)  # fmt: skip
         if field.startswith("seed"):
-            assert result.returncode != 0 and "cannot change on resume" in result.stderr
+            assert result.returncode != 0
+            assert "was written with seed 0; this run has 1" in result.stderr
         else:  # any other field may change
             assert result.returncode == 0, result.stderr
     missing = run_train("--out", str(tmp_path / "new"), "--steps", "1", "--resume",
                         str(tmp_path / "new"), check=False)  # fmt: skip
     assert missing.returncode != 0 and "no checkpoint" in missing.stderr
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_a_forgotten_resume_and_overwrite_moves_the_run_aside(tmp_path):
+    run_train("--out", str(tmp_path / "run"), "--steps", "1")
+    again = run_train("--out", str(tmp_path / "run"), "--steps", "2", check=False)
+    assert again.returncode == 1
+    assert "already holds a run up to step-00000001" in again.stderr
+    assert "--resume auto" in again.stderr and "--overwrite" in again.stderr
+    both = run_train("--out", str(tmp_path / "run"), "--resume", "auto", "--overwrite",
+                     check=False)  # fmt: skip
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    run_train("--out", str(tmp_path / "run"), "--steps", "1", "--overwrite")
+    assert len(list(tmp_path.glob("run.old-*/checkpoints/step-00000001"))) == 1

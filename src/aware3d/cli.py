@@ -129,7 +129,13 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         )
     except (TypeError, ValueError) as error:
         parser.error(str(error))
-    run_demo(config, out=args.out, data_path=args.data, device=args.device)
+    from aware3d.training import RunFolderError
+
+    try:
+        run_demo(config, out=args.out, data_path=args.data, device=args.device,
+                 overwrite=args.overwrite)  # fmt: skip
+    except RunFolderError as error:
+        parser.exit(1, f"aware3d demo: error: {error}\n")
 
 
 def _require_train_extra(parser: argparse.ArgumentParser) -> None:
@@ -183,17 +189,21 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     _require_train_extra(parser)
     from aware3d.recipes import apply_overrides, get_recipe, train
-    from aware3d.training import STOPPED_EXIT_CODE
+    from aware3d.training import STOPPED_EXIT_CODE, RunFolderError
 
     try:
         recipe = get_recipe(args.recipe)
         config = apply_overrides(recipe.config(), _train_overrides(args))
     except (TypeError, ValueError) as error:
         parser.error(str(error))
-    result = train(
-        recipe, config, out=args.out, data=args.data, device=args.device, resume=args.resume,
-        inception_weights=args.inception_weights, progress=not args.no_progress,
-    )  # fmt: skip
+    try:
+        result = train(
+            recipe, config, out=args.out, data=args.data, device=args.device,
+            resume=args.resume, overwrite=args.overwrite,
+            inception_weights=args.inception_weights, progress=not args.no_progress,
+        )  # fmt: skip
+    except (RunFolderError, FileNotFoundError, ValueError) as error:
+        parser.exit(1, f"aware3d train: error: {error}\n")
     if result.stopped:
         raise SystemExit(STOPPED_EXIT_CODE)
 
@@ -264,12 +274,19 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="global batch (divided among the processes)",
     )
-    train.add_argument(
+    start = train.add_mutually_exclusive_group()
+    start.add_argument(
         "--resume",
         default=None,
         metavar="DIR|auto",
-        help="continue from a checkpoint folder, a run folder (its newest), or "
-        "auto (the newest in --out; a fresh start when there is none)",
+        help="continue from a checkpoint folder, a run folder (its newest complete one), or "
+        "auto (the newest complete one in --out; a fresh start when there is none)",
+    )
+    start.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start anew in an --out that holds another run, after moving that run to "
+        "OUT.old-<time> (without --resume or --overwrite, such a folder is refused)",
     )
     train.add_argument(
         "--device",
@@ -401,7 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=_output_folder,
         default="out/demo",
-        help="output folder, created if missing (default: %(default)s)",
+        help="output folder, created if missing; must not hold another run (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="move an earlier run in --out to OUT.old-<time> first",
     )
     demo.add_argument(
         "--device",

@@ -24,7 +24,13 @@ from aware3d.functional.losses import separation_loss
 from aware3d.models import DemoGenerator, SupportsPLYExport, check_generator
 from aware3d.nn.background import SphericalBackground
 from aware3d.recipes import RECIPES, DemoRecipe, train
-from aware3d.training import dataset_labels, make_ema, resize_images, sliced_wasserstein_distance
+from aware3d.training import (
+    claim_run_folder,
+    dataset_labels,
+    make_ema,
+    resize_images,
+    sliced_wasserstein_distance,
+)
 from aware3d.viz import figures
 
 __all__ = ["DemoEvaluation", "demo_metrics", "run_demo"]
@@ -122,19 +128,26 @@ def run_demo(
     data_path: Path | None = None,
     device: str = "cpu",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Trains the demo recipe into ``out`` and writes its figures and ``metrics.json``.
 
     Args:
         config: the demo recipe's configuration.
-        out: the run's folder.
+        out: the run's folder (empty or missing, unless ``overwrite``).
         data_path: an EG3D data set; ``None`` for the synthetic scenes.
         device: the training device.
         progress: show the progress bar.
+        overwrite: move an earlier run in ``out`` aside (to ``<out>.old-<time>``) first.
 
     Returns:
         The metrics written to ``metrics.json``.
+
+    Raises:
+        RunFolderError: for a folder holding another run (without ``overwrite``) or in use.
     """
+    if not overwrite:  # refuse before minutes of work, not after
+        claim_run_folder(out, resuming=False, overwrite=False)
     recipe = RECIPES["demo"]
     start = time.perf_counter()
     torch_device = torch.device(device)
@@ -145,7 +158,7 @@ def run_demo(
     before = demo_metrics(initial, data, config.resolution, config.metric_images, torch_device)
     del initial
     result = train(recipe, config, out=out, data=data_path, device=device, progress=progress,
-                   tensorboard=False)  # fmt: skip
+                   tensorboard=False, overwrite=overwrite)  # fmt: skip
     generator = result.networks.generator_ema
     after = demo_metrics(generator, data, config.resolution, config.metric_images, torch_device)
     _write_figures(generator, data, config, out, torch_device, result.history)

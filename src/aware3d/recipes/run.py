@@ -9,8 +9,7 @@ import torch
 
 from aware3d.recipes.config import TrainConfig, describe
 from aware3d.recipes.registry import Recipe, config_from_json, config_to_json
-from aware3d.training import FitResult, StepInfo, fit, resolve_resume
-from aware3d.training.run_checkpoints import read_checkpoint_config
+from aware3d.training import FitResult, StepInfo, fit
 
 __all__ = ["IMMUTABLE_ON_RESUME", "check_resume_config", "train"]
 
@@ -51,7 +50,8 @@ def train(
     out: Path,
     data: Path | None = None,
     device: str = "cpu",
-    resume: str | None = None,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
     inception_weights: Path | None = None,
     progress: bool = True,
     tensorboard: bool = True,
@@ -62,7 +62,7 @@ def train(
     Builds the recipe's generator and discriminator under ``config.seed``, its loss, optimizers
     and data, and runs :func:`~aware3d.training.fit` with the recipe's lengths (kimg) converted
     to steps. On resume the stored configuration is compared with ``config``: structural changes
-    are refused, the others printed and applied.
+    are refused, the others printed, logged and applied.
 
     Args:
         recipe: the recipe (:func:`~aware3d.recipes.get_recipe`).
@@ -71,6 +71,7 @@ def train(
         data: an EG3D data set (folder or zip); ``None`` for the demo's synthetic scenes.
         device: ``cpu``, ``cuda`` (each process its ``LOCAL_RANK``) or ``cuda:N``.
         resume: ``None``, ``"auto"`` or a run / checkpoint folder.
+        overwrite: start anew in a folder holding another run, moving that run aside.
         inception_weights: the FID Inception's weights (optional).
         progress: show tqdm's bar on rank 0.
         tensorboard: also write TensorBoard event files (the ``train`` extra).
@@ -78,18 +79,21 @@ def train(
 
     Raises:
         ValueError: for a checkpoint of another recipe or a structural change on resume.
+        RunFolderError: for a folder in use, or holding another run without ``resume`` /
+            ``overwrite``.
     """
     if not isinstance(config, recipe.config):
         raise TypeError(
             f"`config` must be a {recipe.config.__name__} for the {recipe.name!r} recipe, got "
             f"{type(config).__name__}"
         )
-    checkpoint = resolve_resume(resume, out, argument="--resume")
-    if checkpoint is not None:
-        _, stored = config_from_json(read_checkpoint_config(checkpoint))
+
+    def check_stored(stored_json: dict) -> None:
+        _, stored = config_from_json(stored_json)
         changed = check_resume_config(config, stored)
-        if changed:
+        if changed and os.environ.get("RANK", "0") == "0":
             print(f"changed on resume: {', '.join(changed)}")
+
     if os.environ.get("RANK", "0") == "0":
         print(f"aware3d train: recipe {recipe.name!r}; config:")
         print(describe(config), flush=True)
@@ -103,7 +107,8 @@ def train(
         steps=config.total_steps, batch=config.batch,
         optimizers=recipe.optimizers(config, generator, discriminator), seed=config.seed,
         resolution=config.resolution, fake_labels=fake_labels, device=device,
-        resume=checkpoint, config=config_to_json(config, recipe),
+        resume=resume, overwrite=overwrite, on_resume=check_stored,
+        config=config_to_json(config, recipe),
         checkpoint_every=config.every(config.checkpoint_kimg),
         keep_checkpoints=config.keep_checkpoints, log_every=config.log_every,
         image_every=config.every(config.image_kimg),

@@ -51,6 +51,14 @@ from aware3d.training.run_checkpoints import (
     load_training_checkpoint,
     save_training_checkpoint,
 )
+from aware3d.training.run_folder import (
+    RunFolderError,
+    RunLock,
+    claim_run_folder,
+    clean_leftovers,
+    set_aside_later_checkpoints,
+    truncate_log,
+)
 from aware3d.training.step import (
     DiscriminatorPass,
     GANLoss,
@@ -78,6 +86,8 @@ __all__ = [
     "InceptionFeatures",
     "Networks",
     "RealBatches",
+    "RunFolderError",
+    "RunLock",
     "RunLogger",
     "Schedule",
     "SlicedWasserstein",
@@ -86,6 +96,8 @@ __all__ = [
     "blur_kernel",
     "blur_sigma",
     "camera_contrastive_loss",
+    "claim_run_folder",
+    "clean_leftovers",
     "dataset_labels",
     "diff_augment",
     "discriminator_blur",
@@ -113,8 +125,10 @@ __all__ = [
     "sample_images",
     "save_checkpoint",
     "save_training_checkpoint",
+    "set_aside_later_checkpoints",
     "sliced_wasserstein_distance",
     "swap_conditioning_labels",
     "swap_probability",
+    "truncate_log",
     "update_ema",
 ]

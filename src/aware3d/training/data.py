@@ -7,8 +7,10 @@ counted in batches, so a resumed run asks the sampler for the same epoch's permu
 the batches already used, without loading them.
 """
 
+import hashlib
 from collections.abc import Iterator
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from aware3d.cameras import Cameras
 from aware3d.data.eg3d import EG3DBatch, EG3DDataset, EG3DItem
 
-__all__ = ["DataPosition", "RealBatches", "dataset_labels", "resize_images"]
+__all__ = ["DataPosition", "RealBatches", "data_identity", "dataset_labels", "resize_images"]
 
 
 def dataset_labels(dataset: Dataset[EG3DItem]) -> Tensor:
@@ -34,6 +36,27 @@ def dataset_labels(dataset: Dataset[EG3DItem]) -> Tensor:
         mirrored = Cameras.from_eg3d_labels(labels).mirrored().to_eg3d_labels()
         return torch.cat([labels, mirrored.reshape(-1, 25)])
     raise ValueError(f"{type(dataset).__name__} has {labels.shape[0]} labels for {count} items")
+
+
+def data_identity(dataset: Dataset[EG3DItem], resolution: int) -> dict[str, Any]:
+    """What identifies a run's data, for the check on resume (JSON-ready).
+
+    ``kind`` (the class), ``path`` (a file data set's resolved path, else ``None``), ``items``,
+    ``resolution`` (what the run trains at) and ``fingerprint``: the SHA-256 of every item's label
+    (float32 bytes, in order) and, where the data set has them, its file names, so an edited or
+    reordered ``dataset.json`` is recognised wherever the data set lives.
+    """
+    digest = hashlib.sha256(dataset_labels(dataset).to(torch.float32).contiguous().numpy())
+    for name in getattr(dataset, "names", None) or []:
+        digest.update(str(name).encode("utf-8") + b"\0")
+    path = getattr(dataset, "path", None)
+    return {
+        "kind": type(dataset).__name__,
+        "path": None if path is None else str(Path(path).resolve()),
+        "items": len(dataset),  # type: ignore[arg-type]
+        "resolution": resolution,
+        "fingerprint": digest.hexdigest(),
+    }
 
 
 class DataPosition(NamedTuple):

@@ -14,6 +14,12 @@ A checkpoint holds everything the loop's future depends on (networks, EMA, optim
 process's RNG states, the data position, the step), so resuming continues the same run: 2 + 2
 steps equal 4 bit for bit in one CPU process. ``SIGTERM`` or ``SIGINT`` stops the run after the
 current step with a checkpoint (all processes agree on the step).
+
+The run folder belongs to one run (:mod:`aware3d.training.run_folder`): rank 0 holds its lock for
+the run's life, a new run refuses a folder that holds another (unless ``overwrite`` moves it
+aside), leftovers of killed writers are cleaned, a resume records and checks what defines the run
+(batch, seed, processes, the data's identity), checkpoints after the restart point are set aside
+and ``log.jsonl`` / TensorBoard keep one record per step.
 """
 
 import contextlib
@@ -38,7 +44,7 @@ from aware3d.cameras import Cameras
 from aware3d.data.eg3d import EG3DItem
 from aware3d.models.protocol import check_generator
 from aware3d.training import run_checkpoints as checkpoints
-from aware3d.training.data import DataPosition, RealBatches, dataset_labels
+from aware3d.training.data import DataPosition, RealBatches, data_identity, dataset_labels
 from aware3d.training.distributed import (
     DistributedContext,
     init_distributed,
@@ -46,12 +52,22 @@ from aware3d.training.distributed import (
 )
 from aware3d.training.evaluate import Evaluator, sample_images
 from aware3d.training.logs import RunLogger
+from aware3d.training.run_folder import (
+    RunFolderError,
+    RunLock,
+    claim_run_folder,
+    clean_leftovers,
+    set_aside_later_checkpoints,
+    truncate_log,
+)
 from aware3d.training.step import GANLoss, Networks, StepBatch, gan_step, make_networks
 
 __all__ = ["STOPPED_EXIT_CODE", "FitResult", "StepInfo", "fit", "resolve_resume"]
 
 #: Exit status of a run stopped by SIGTERM/SIGINT after writing its checkpoint.
 STOPPED_EXIT_CODE = 143
+#: What the ``state.json`` of a checkpoint that :func:`fit` resumes from must hold.
+FIT_STATE_KEYS = ("step", "images_seen", "rng", "data_position", "optimizers")
 #: Hyper-parameters of an optimizer's param groups that the caller's settings keep on resume.
 _OPTIMIZER_SETTINGS = ("lr", "betas", "eps", "weight_decay")
 
@@ -106,8 +122,9 @@ def resolve_resume(
 ) -> Path | None:
     """The checkpoint folder ``resume`` names.
 
-    ``"auto"`` is the newest in ``out`` (``None`` when there is none), a run folder its newest, and
-    a checkpoint folder itself.
+    ``"auto"`` is the newest complete checkpoint in ``out`` (``None`` when there is none), a run
+    folder its newest complete one, and a checkpoint folder itself. Incomplete or damaged newer
+    checkpoints are skipped with a message naming them.
 
     Args:
         resume: ``None``, ``"auto"``, a run folder or a checkpoint folder.
@@ -116,15 +133,22 @@ def resolve_resume(
 
     Raises:
         FileNotFoundError: for a folder that holds no checkpoint, naming ``argument``.
+        ValueError: for a damaged checkpoint folder, or a run whose checkpoints are all damaged.
     """
     if resume is None:
         return None
     if str(resume) == "auto":
-        return checkpoints.find_latest_checkpoint(out)
+        return checkpoints.find_latest_checkpoint(out, required=FIT_STATE_KEYS)
     path = Path(resume)
-    if (path / checkpoints.STATE_FILE).is_file():
+    if (path / checkpoints.STATE_FILE).is_file() or checkpoints.STEP_PATTERN.match(path.name):
+        problem = checkpoints.checkpoint_problem(path, required=FIT_STATE_KEYS)
+        if problem is not None:
+            raise ValueError(
+                f"{argument} {resume}: the checkpoint is incomplete or damaged ({problem}); pass "
+                f"an earlier one, or {argument} auto to take the newest complete one"
+            )
         return path
-    latest = checkpoints.find_latest_checkpoint(path)
+    latest = checkpoints.find_latest_checkpoint(path, required=FIT_STATE_KEYS)
     if latest is None:
         raise FileNotFoundError(
             f"{argument} {resume}: no checkpoint there (a training checkpoint folder holds "
@@ -156,6 +180,13 @@ class _StopRequest:
             signal.signal(signum, handler)
 
 
+def _rng_untouched(ctx: DistributedContext) -> contextlib.AbstractContextManager[None]:
+    """Evaluation and grids leave torch's RNG states as they were (the run's future needs them)."""
+    if ctx.device.type == "cuda":
+        return torch.random.fork_rng(devices=[ctx.device], device_type="cuda")
+    return torch.random.fork_rng(devices=[])
+
+
 def _optimizer_settings(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
     return [{key: group[key] for key in _OPTIMIZER_SETTINGS if key in group}
             for group in optimizer.param_groups]  # fmt: skip
@@ -181,6 +212,8 @@ def fit(
     fake_labels: torch.Tensor | None = None,
     device: str = "cpu",
     resume: str | Path | None = None,
+    overwrite: bool = False,
+    on_resume: Callable[[dict[str, Any]], None] | None = None,
     config: Mapping[str, Any] | None = None,
     checkpoint_every: int = 1000,
     keep_checkpoints: int = 3,
@@ -228,8 +261,13 @@ def fit(
         fake_labels: the camera labels ``[M, 25]`` fakes are rendered from (drawn uniformly);
             default: the data's labels.
         device: ``cpu``, ``cuda`` (each process its ``LOCAL_RANK``) or ``cuda:N``.
-        resume: ``None``, ``"auto"`` (the newest checkpoint in ``out``, if any), or a run or
-            checkpoint folder.
+        resume: ``None``, ``"auto"`` (the newest complete checkpoint in ``out``, if any), or a
+            run or checkpoint folder. Without it ``out`` must be empty or missing.
+        overwrite: start a new run in a folder that holds another, after moving the old run to
+            ``<out>.old-<time>`` (nothing is deleted).
+        on_resume: called with the resumed checkpoint's ``config.json`` before anything is
+            loaded (on every process); raise to refuse the resume (recipes compare their
+            configuration here).
         config: JSON-ready data stored as ``config.json`` in every checkpoint (a recipe's).
         checkpoint_every: steps between checkpoints.
         keep_checkpoints: how many of the newest checkpoints to keep.
@@ -249,8 +287,10 @@ def fit(
 
     Raises:
         TypeError: if ``generator`` does not implement the protocol.
-        ValueError: for a batch the processes cannot share, or a checkpoint written with another
-            batch, seed or number of processes.
+        ValueError: for a batch the processes cannot share, a damaged checkpoint, or a
+            checkpoint written with another batch, seed, number of processes or data.
+        RunFolderError: for a folder another process is using, or one holding another run
+            (without ``resume`` or ``overwrite``).
         RuntimeError: if a loss becomes NaN or infinite.
     """
     check_generator(generator)
@@ -264,9 +304,13 @@ def fit(
     check_nonnegative_int("metric_every", metric_every)
     ctx = init_distributed(device)
     try:
-        return _fit(generator, discriminator, data, loss, ctx, Path(out), steps=steps, batch=batch,
-                    optimizers=optimizers, seed=seed, resolution=resolution,
-                    fake_labels=fake_labels, resume=resume, config=dict(config or {}),
+        with contextlib.ExitStack() as stack:
+            checkpoint = _open_run_folder(Path(out), ctx, stack, resume=resume,
+                                          overwrite=overwrite)  # fmt: skip
+            return _fit(generator, discriminator, data, loss, ctx, Path(out), steps=steps,
+                    batch=batch, optimizers=optimizers, seed=seed, resolution=resolution,
+                    fake_labels=fake_labels, checkpoint=checkpoint, resuming=resume is not None,
+                    on_resume=on_resume, config=dict(config or {}),
                     checkpoint_every=checkpoint_every, keep=keep_checkpoints, log_every=log_every,
                     image_every=image_every, metric_every=metric_every,
                     metric_images=metric_images, inception_weights=inception_weights,
@@ -274,6 +318,53 @@ def fit(
                     callbacks=callbacks)  # fmt: skip
     finally:
         shutdown_distributed()
+
+
+def _open_run_folder(
+    out: Path,
+    ctx: DistributedContext,
+    stack: contextlib.ExitStack,
+    *,
+    resume: str | Path | None,
+    overwrite: bool,
+) -> Path | None:
+    """Rank 0 locks, claims and cleans the folder and resolves ``resume``; all agree on it."""
+    outcome: tuple[Path | None, Exception | None] = (None, None)
+    if ctx.is_main:
+        try:
+            stack.enter_context(RunLock(out))
+            claim_run_folder(out, resuming=resume is not None, overwrite=overwrite)
+            clean_leftovers(out)
+            outcome = (resolve_resume(resume, out), None)
+        except (RunFolderError, FileNotFoundError, ValueError) as error:
+            outcome = (None, error)
+    checkpoint, error = ctx.broadcast_object(outcome)
+    if error is not None:
+        raise error
+    return checkpoint
+
+
+def _check_run(checkpoint: Path, stored: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
+    """Refuses a resume into another run (naming the field); returns the allowed changes."""
+    changes = []
+    for key, value in run.items():
+        old = stored.get(key)
+        if key == "data" and isinstance(old, dict):
+            for field in ("kind", "items", "resolution", "fingerprint"):
+                if old.get(field) != value[field]:
+                    raise ValueError(
+                        f"{checkpoint} was trained on other data: its {field} is "
+                        f"{old.get(field)!r}, this run's data has {value[field]!r} (resume with "
+                        f"the same data, or start a new run folder)"
+                    )
+            if old.get("path") != value["path"]:
+                changes.append(f"data path: {old.get('path')} -> {value['path']} (same content)")
+        elif old is not None and old != value:
+            raise ValueError(
+                f"{checkpoint} was written with {key} {old!r}; this run has {value!r} "
+                f"(resume with the same {key}, or start a new run folder)"
+            )
+    return changes
 
 
 def _fit(
@@ -290,7 +381,9 @@ def _fit(
     seed: int,
     resolution: int | None,
     fake_labels: torch.Tensor | None,
-    resume: str | Path | None,
+    checkpoint: Path | None,
+    resuming: bool,
+    on_resume: Callable[[dict[str, Any]], None] | None,
     config: dict[str, Any],
     checkpoint_every: int,
     keep: int,
@@ -309,8 +402,6 @@ def _fit(
             f"`batch` {batch} must be divisible by the number of processes {ctx.world_size}"
         )
     local_batch = batch // ctx.world_size
-    checkpoint = resolve_resume(resume, out) if ctx.is_main else None
-    checkpoint = ctx.broadcast_object(checkpoint)
     if resolution is None:
         resolution = int(data[0].image.shape[1])
     gen = check_generator(generator)
@@ -330,24 +421,23 @@ def _fit(
     modules = {"generator": nets.generator, "generator_ema": nets.generator_ema,
                "discriminator": nets.discriminator}  # fmt: skip
     optimizer_map = {"optimizer_generator": opt_g, "optimizer_discriminator": opt_d}
-    run_meta = {"batch": batch, "seed": seed, "world_size": ctx.world_size}
+    run_meta = {"batch": batch, "seed": seed, "world_size": ctx.world_size,
+                "data": data_identity(data, resolution)}  # fmt: skip
 
     if ctx.is_main:
         print(f"fit: {ctx.world_size} process(es) on {ctx.device}", flush=True)
-    logger = RunLogger(out, enabled=ctx.is_main, tensorboard=tensorboard)
     shared = torch.Generator().manual_seed(seed)
     local = torch.Generator().manual_seed(seed * 1_000_003 + 7919 * (ctx.rank + 1))
     torch.manual_seed(seed + 104_729 * (ctx.rank + 1))
     step, images_seen, position = 0, 0, DataPosition(0, 0)
+    metrics: dict[str, float] = {}
+    changes: list[str] = []
     if checkpoint is not None:
         state = checkpoints.read_checkpoint_state(checkpoint)
-        for key, value in run_meta.items():
-            stored = state.get("run", {}).get(key, state.get(key))
-            if stored is not None and stored != value:
-                raise ValueError(
-                    f"{checkpoint} was written with {key} {stored!r}; this run has {value!r} "
-                    f"(resume with the same {key}, or start a new run folder)"
-                )
+        stored_run = {"world_size": len(state["rng"]), **state.get("run", {})}
+        changes = _check_run(checkpoint, stored_run, run_meta)
+        if on_resume is not None:
+            on_resume(checkpoints.read_checkpoint_config(checkpoint))
         state = checkpoints.load_training_checkpoint(
             checkpoint, modules=modules, optimizers=optimizer_map
         )
@@ -356,9 +446,19 @@ def _fit(
         checkpoints.restore_rng(state["rng"][ctx.rank], {"shared": shared, "local": local})
         step, images_seen = int(state["step"]), int(state["images_seen"])
         position = DataPosition(*state["data_position"])
-        if ctx.is_main:
-            print(f"resumed from {checkpoint} at step {step} ({images_seen / 1000:g} kimg)")
-            logger.event(step, images_seen, f"resumed from {checkpoint}")
+        metrics = dict(state.get("metrics", {}))
+    if ctx.is_main and resuming:
+        set_aside_later_checkpoints(out, step if checkpoint is not None else -1)
+        truncate_log(out, step if checkpoint is not None else -1)
+    ctx.barrier()
+    logger = RunLogger(out, enabled=ctx.is_main, tensorboard=tensorboard,
+                       purge_step=images_seen + 1 if resuming else None)  # fmt: skip
+    if checkpoint is not None and ctx.is_main:
+        print(f"resumed from {checkpoint} at step {step} ({images_seen / 1000:g} kimg)")
+        for change in changes:
+            print(f"changed on resume: {change}")
+        logger.event(step, images_seen, f"resumed from {checkpoint}", changes=changes)
+    start_step = step
     batches = RealBatches(
         data, batch=local_batch, resolution=resolution, rank=ctx.rank,
         world_size=ctx.world_size, seed=seed, workers=workers, position=position,
@@ -379,7 +479,6 @@ def _fit(
     grid_labels = labels_all[torch.arange(16, device=ctx.device) % labels_all.shape[0]]
 
     last_checkpoint = checkpoint
-    metrics: dict[str, float] = {}
     pending: list[tuple[int, dict[str, torch.Tensor]]] = []
     history: dict[str, list[float]] = {}
     tail: dict[str, float] = {}
@@ -403,7 +502,8 @@ def _fit(
     def evaluate(at_step: int) -> None:
         nonlocal metrics
         if evaluator is not None:
-            metrics = evaluator(nets.generator_ema)
+            with _rng_untouched(ctx):
+                metrics = evaluator(nets.generator_ema)
             logger.scalars(at_step, images_seen, {f"metrics/{k}": v for k, v in metrics.items()})
             summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             tqdm.write(f"step {at_step} ({images_seen / 1000:g} kimg): {summary}")
@@ -442,8 +542,9 @@ def _fit(
             inputs = StepBatch(real, real_labels, labels_all[index], cameras_all[index],
                                z[mine].to(ctx.device))  # fmt: skip
             plan = loss.schedule(step, images_seen, batch)
-            pending.append((step, gan_step(nets, inputs, loss, plan, local, ctx.average_buffers)))
+            terms = gan_step(nets, inputs, loss, plan, local, ctx.average_buffers)
             step += 1
+            pending.append((step, terms))  # logged at the count of steps done, as checkpoints
             images_seen += batch
             window_images += batch
             bar.update(1)
@@ -463,7 +564,8 @@ def _fit(
                     evaluate(step)
                 last_checkpoint = save(step) or last_checkpoint
             if ctx.is_main and (step % image_every == 0 or step == steps):
-                images = sample_images(nets.generator_ema, grid_z, grid_labels, resolution)
+                with _rng_untouched(ctx):
+                    images = sample_images(nets.generator_ema, grid_z, grid_labels, resolution)
                 logger.images(step, images_seen, "samples", images)
             if metric_every and step % metric_every == 0 and step < steps:
                 evaluate(step)
@@ -473,7 +575,9 @@ def _fit(
                 break
     bar.close()
     logger.close()
-    if ctx.is_main:
+    if ctx.is_main and step == start_step:
+        print(f"the run is already at step {step} (of {steps}): nothing to train", flush=True)
+    if ctx.is_main and step > start_step:
         atomic_write_text(out / "metrics.json", json.dumps(
             {"step": step, "kimg": images_seen / 1000, "metrics": metrics,
              "checkpoint": str(last_checkpoint)}, indent=2))  # fmt: skip

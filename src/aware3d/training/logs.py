@@ -27,9 +27,18 @@ class RunLogger:
         out_dir: the run's folder (``log.jsonl``, ``tensorboard/`` and ``images/`` go there).
         enabled: ``False`` on every rank but 0.
         tensorboard: also write TensorBoard event files (needs the ``tensorboard`` package).
+        purge_step: on a resumed run, TensorBoard drops the events from this global step (images
+            seen) on, which an earlier attempt logged past the restart point.
     """
 
-    def __init__(self, out_dir: Path, *, enabled: bool, tensorboard: bool = True) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        enabled: bool,
+        tensorboard: bool = True,
+        purge_step: int | None = None,
+    ) -> None:
         self.enabled = enabled
         self.out_dir = out_dir
         self._start = time.time()
@@ -42,7 +51,7 @@ class RunLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(out_dir / "tensorboard"))
+            self._writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge_step)
 
     def _record(self, record: dict[str, Any]) -> None:
         assert self._jsonl is not None

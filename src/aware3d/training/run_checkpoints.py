@@ -9,8 +9,12 @@ optimizers' hyper-parameters). No pickle is written or read.
 
 The folder is written complete under a hidden temporary name (``.step-...tmp-<pid>``), each file
 synced, and only then renamed to its final name, so a crash or a kill at any moment leaves either
-no new checkpoint or a complete one; the newest complete checkpoint is what ``--resume auto``
-finds. Older checkpoints beyond the newest ``keep`` are deleted after a new one is published.
+no new checkpoint or a complete one. ``state.json`` lists every file with its size, so a
+checkpoint damaged later (a truncated copy, a missing file) is recognised:
+:func:`checkpoint_problem` says what is wrong and :func:`find_latest_checkpoint` (what
+``--resume auto``, eval and render use) skips such a checkpoint with a message and takes the
+newest complete one. After a new checkpoint is published, older ones beyond the newest ``keep``
+are deleted; checkpoints of later steps (left by an abandoned future) are never touched.
 """
 
 import base64
@@ -19,7 +23,8 @@ import os
 import random
 import re
 import shutil
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from aware3d.training.checkpoint import check_module_state, read_json_object, re
 __all__ = [
     "CHECKPOINT_FOLDER",
     "capture_rng",
+    "checkpoint_problem",
     "find_latest_checkpoint",
     "list_checkpoints",
     "load_training_checkpoint",
@@ -44,7 +50,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FOLDER = "checkpoints"
-_STEP_PATTERN = re.compile(r"^step-(\d{8})$")
+STEP_PATTERN = re.compile(r"^step-(\d{8})$")
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
 
@@ -55,18 +61,102 @@ def step_folder_name(step: int) -> str:
 
 
 def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """The complete checkpoints of a run, oldest first (temporary folders are ignored)."""
+    """The checkpoint folders of a run, complete or not, oldest first (temporary ones ignored)."""
     folder = Path(run_dir) / CHECKPOINT_FOLDER
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and _STEP_PATTERN.match(p.name)]
+    found = [p for p in folder.iterdir() if p.is_dir() and STEP_PATTERN.match(p.name)]
     return sorted(found, key=lambda p: int(p.name[5:]))
 
 
-def find_latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest complete checkpoint of a run, or ``None``."""
+def _safetensors_problem(path: Path) -> str | None:
+    """Why ``path`` is not a whole safetensors file (its header and data size), or ``None``."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                return f"{path.name} is truncated ({size} bytes)"
+            header_size = int.from_bytes(prefix, "little")
+            if header_size > size - 8:
+                return f"{path.name} is truncated (header of {header_size} bytes, file {size})"
+            header = json.loads(handle.read(header_size))
+    except (OSError, ValueError) as error:
+        return f"{path.name} is unreadable ({error})"
+    ends = [e["data_offsets"][1] for k, e in header.items() if k != "__metadata__"]
+    if 8 + header_size + max(ends, default=0) != size:
+        return f"{path.name} is truncated or padded ({size} bytes, its header describes more)"
+    return None
+
+
+def checkpoint_problem(
+    checkpoint: str | os.PathLike[str], *, required: Sequence[str] = ("step",)
+) -> str | None:
+    """Why a checkpoint folder cannot be resumed from, or ``None`` when it is complete.
+
+    Checks that ``state.json`` and ``config.json`` parse, that the state has the ``required``
+    keys (and, where it has RNG states, one per process), and that every file the state lists
+    exists with its recorded size (for checkpoints without that list, that every safetensors file
+    is whole). Reads no tensor.
+    """
+    folder = Path(checkpoint)
+    try:
+        state = read_json_object(_existing(folder / STATE_FILE))
+        read_json_object(_existing(folder / CONFIG_FILE))
+    except (OSError, ValueError) as error:
+        return str(error)
+    missing = [key for key in required if key not in state]
+    if missing:
+        return f"{STATE_FILE} lacks {missing}"
+    rng = state.get("rng", [{}])
+    if not isinstance(rng, list) or not rng or not all(isinstance(r, dict) for r in rng):
+        return f"{STATE_FILE} holds no RNG state per process (got {str(rng)[:60]!r})"
+    files = state.get("files")
+    if isinstance(files, dict):
+        for name, size in files.items():
+            path = folder / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if path.stat().st_size != size:
+                return f"{name} has {path.stat().st_size} bytes, {size} were written"
+        return None
+    for path in sorted(folder.glob("*.safetensors")):
+        problem = _safetensors_problem(path)
+        if problem is not None:
+            return problem
+    return None
+
+
+def find_latest_checkpoint(
+    run_dir: str | os.PathLike[str], *, required: Sequence[str] = ("step",), report: bool = True
+) -> Path | None:
+    """The newest complete checkpoint of a run, or ``None``.
+
+    Newer checkpoints that are incomplete or damaged (:func:`checkpoint_problem` with
+    ``required``) are skipped, each with a message on ``stderr`` naming it and what is wrong
+    (``report=False`` keeps quiet).
+
+    Raises:
+        ValueError: when the run has checkpoints but none of them is complete (the message lists
+            them).
+    """
     found = list_checkpoints(run_dir)
-    return found[-1] if found else None
+    skipped = []
+    for folder in reversed(found):
+        problem = checkpoint_problem(folder, required=required)
+        if problem is None:
+            return folder
+        skipped.append(f"{folder}: {problem}")
+        if report:
+            print(f"skipping {folder}: {problem}", file=sys.stderr, flush=True)
+    if skipped:
+        listed = "\n  ".join(skipped)
+        raise ValueError(
+            f"no complete checkpoint in {Path(run_dir) / CHECKPOINT_FOLDER}:\n  {listed}\n"
+            "restore a complete copy, or start the run again with --overwrite "
+            "(overwrite=True), which moves this one aside"
+        )
+    return None
 
 
 # ---------------------------------------------------------------------- RNG states
@@ -199,6 +289,9 @@ def save_training_checkpoint(
 
     Returns:
         The published folder.
+
+    Only checkpoints of earlier steps are pruned: the one just written is always kept, and so
+    are later ones (a restarted run sets those aside itself).
     """
     if keep < 1:
         raise ValueError(f"`keep` must be >= 1, got {keep}")
@@ -214,7 +307,8 @@ def save_training_checkpoint(
         files[f"{name}.safetensors"] = save_safetensors(tensors)
         optimizer_meta[name] = meta
     files[CONFIG_FILE] = _json_bytes(dict(config))
-    files[STATE_FILE] = _json_bytes({**state, "optimizers": optimizer_meta})
+    sizes = {name: len(data) for name, data in files.items()}
+    files[STATE_FILE] = _json_bytes({**state, "optimizers": optimizer_meta, "files": sizes})
     temp = folder / f".{final.name}.tmp-{os.getpid()}"
     if temp.exists():
         shutil.rmtree(temp)
@@ -232,7 +326,8 @@ def save_training_checkpoint(
     finally:
         if temp.exists():
             shutil.rmtree(temp, ignore_errors=True)
-    for stale in list_checkpoints(run_dir)[:-keep]:
+    earlier = [p for p in list_checkpoints(run_dir) if int(p.name[5:]) < step]
+    for stale in earlier[: max(len(earlier) - (keep - 1), 0)]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
 
