@@ -7,7 +7,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from aware3d._io import atomic_open, atomic_write_bytes, atomic_write_files, atomic_write_text
+from aware3d._io import (
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_files,
+    atomic_write_text,
+    check_writable_file,
+    check_writable_folder,
+)
 from aware3d.training import load_checkpoint, save_checkpoint
 
 
@@ -248,3 +255,93 @@ def test_atomic_write_files_renames_nothing_until_all_are_written(tmp_path):
         atomic_write_files({tmp_path / "one.txt": b"new", tmp_path / "missing" / "two.txt": b"x"})
     assert (tmp_path / "one.txt").read_text() == "old"
     assert files_in(tmp_path) == ["one.txt"]
+
+
+def _write_with(writer, path):
+    if writer == "open":
+        with atomic_open(path) as handle:
+            handle.write(b"x")
+    elif writer == "files":
+        atomic_write_files({path: b"x"})
+    else:
+        atomic_write_bytes(path, b"x")
+
+
+@pytest.mark.parametrize("writer", ["bytes", "open", "files"])
+def test_atomic_write_errors_name_the_path_given_not_the_temporary(tmp_path, monkeypatch, writer):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("old")
+    (tmp_path / "a_folder").mkdir()
+    cases = [
+        ("missing/out.txt", FileNotFoundError, "the folder missing does not exist"),
+        ("a_file/out.txt", NotADirectoryError, "a_file is a file, not a folder"),
+        ("a_folder", IsADirectoryError, "it is a folder"),
+    ]
+    for given, kind, reason in cases:
+        with pytest.raises(kind) as caught:
+            _write_with(writer, given)
+        assert str(caught.value) == f"cannot write {given}: {reason}"
+        assert caught.value.errno == caught.value.__cause__.errno  # the system's error, kept
+        assert ".tmp" in str(caught.value.__cause__)
+    assert files_in(tmp_path) == ["a_file", "a_folder"] and files_in(tmp_path / "a_folder") == []
+
+
+def test_atomic_write_errors_of_the_system_name_the_path(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "file.txt"
+    path.write_text("old")
+    real_open, real_fsync = os.open, os.fsync
+
+    def refused(name, *args):
+        if str(name).endswith(".tmp"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(name))
+        return real_open(name, *args)
+
+    monkeypatch.setattr(os, "open", refused)
+    message = f"cannot write {path}: the folder {tmp_path} is not writable (Permission denied)"
+    with pytest.raises(PermissionError) as caught:
+        atomic_write_text(path, "new")
+    assert str(caught.value) == message and isinstance(caught.value.__cause__, PermissionError)
+    with pytest.raises(PermissionError, match="is not writable"):
+        check_writable_file(path)  # the same, before any work
+    monkeypatch.setattr(os, "open", real_open)
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as caught:
+        atomic_write_files({path: b"new"})
+    assert str(caught.value) == f"cannot write {path}: No space left on device"
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert path.read_text() == "old" and files_in(tmp_path) == ["file.txt"]
+    error = OSError("the caller's own")
+    with pytest.raises(OSError) as caught, atomic_open(path):
+        raise error
+    assert caught.value is error  # errors inside the block pass unchanged
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("old")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "grid.png").mkdir()
+    check_writable_file("a_file")  # an existing file is replaced
+    check_writable_file("new.txt")
+    with pytest.raises(IsADirectoryError, match="^cannot write new/: it names a folder$"):
+        check_writable_file("new/")
+    with pytest.raises(IsADirectoryError, match="^cannot write out: it is a folder$"):
+        check_writable_file("out")
+    with pytest.raises(NotADirectoryError, match="^cannot write a_file/x/y: a_file is a file"):
+        check_writable_file("a_file/x/y")
+    check_writable_folder("new/run", ["grid.png"])  # created later, nothing created now
+    check_writable_folder("out", ["depth.png"])
+    with pytest.raises(IsADirectoryError, match="^cannot write out/grid.png: it is a folder$"):
+        check_writable_folder("out", ["depth.png", "grid.png"])
+    with pytest.raises(NotADirectoryError, match="^cannot write into a_file: it is a file"):
+        check_writable_folder("a_file")
+    with pytest.raises(NotADirectoryError, match="^cannot write into a_file/run: a_file is a file"):
+        check_writable_folder("a_file/run")
+    assert files_in(tmp_path) == ["a_file", "out"]
+    assert files_in(tmp_path / "out") == ["grid.png"]

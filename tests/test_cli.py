@@ -86,3 +86,97 @@ def test_help_has_no_raw_markup():
     )
     assert "``" not in result.stdout
     assert "demo" in result.stdout
+
+
+def cli_error(capsys, *argv: str) -> str:
+    from aware3d.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.fixture
+def no_work(monkeypatch, tmp_path):
+    """``tmp_path`` as the working folder, with evaluation and rendering failing the test."""
+    import aware3d.recipes
+
+    def work(*args, **kwargs):
+        pytest.fail("the work started before --out was checked")
+
+    monkeypatch.setattr(aware3d.recipes, "evaluate_checkpoint", work)
+    monkeypatch.setattr(aware3d.recipes, "render_checkpoint", work)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "out" / "sample.ply").mkdir(parents=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("command", "out", "message"),
+    [
+        (
+            "eval",
+            "missing/m.json",
+            "cannot write missing/m.json: the folder missing does not exist",
+        ),
+        ("eval", "a_file/m.json", "cannot write a_file/m.json: a_file is a file, not a folder"),
+        ("eval", "out", "cannot write out: it is a folder"),
+        ("eval", "out/", "cannot write out/: it is a folder"),
+        ("eval", "new/", "cannot write new/: it names a folder"),
+        ("render", "out", "cannot write out/sample.ply: it is a folder"),
+    ],
+)
+def test_eval_and_render_check_out_before_any_work(capsys, no_work, command, out, message):
+    error = cli_error(capsys, command, "--checkpoint", str(no_work), "--out", out)
+    assert f"aware3d {command}: error: argument --out: {message}\n" in error
+
+
+def test_eval_writes_its_json_and_names_out_when_that_fails(capsys, monkeypatch, tmp_path):
+    import json
+    import shutil
+
+    import aware3d.recipes
+    from aware3d.cli import main
+
+    report = {"step": 2, "metrics": {"swd": 1.5}}
+    monkeypatch.setattr(aware3d.recipes, "evaluate_checkpoint", lambda *a, **k: report)
+    out = tmp_path / "reports" / "eval.json"
+    out.parent.mkdir()
+    main(["eval", "--checkpoint", str(tmp_path), "--out", str(out)])
+    text = json.dumps(report, indent=2) + "\n"
+    assert out.read_text() == text and capsys.readouterr().out == text
+
+    def folder_gone(*args, **kwargs):
+        shutil.rmtree(out.parent)
+        return report
+
+    monkeypatch.setattr(aware3d.recipes, "evaluate_checkpoint", folder_gone)
+    error = cli_error(capsys, "eval", "--checkpoint", str(tmp_path), "--out", str(out))
+    assert f"argument --out: cannot write {out}: the folder {out.parent} does not exist" in error
+
+
+def test_render_checks_its_folder_before_reading_or_rendering(tmp_path):
+    import torch
+
+    from aware3d.cli import RENDER_FILES
+    from aware3d.data.synthetic import SyntheticScenes
+    from aware3d.models import demo_generator
+    from aware3d.recipes import render_checkpoint
+    from aware3d.viz.render import _FILES, render_outputs
+
+    assert tuple(_FILES.values()) == RENDER_FILES
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(NotADirectoryError, match="it is a file, not a folder"):
+        render_checkpoint(tmp_path / "no-checkpoint", tmp_path / "a_file")
+    torch.manual_seed(0)
+    generator = demo_generator(z_dim=16, w_dim=16, resolution=16, num_levels=2)
+    calls = []
+    generator.register_forward_hook(lambda *args: calls.append(args))
+    (tmp_path / "out" / "grid.png").mkdir(parents=True)
+    labels = SyntheticScenes(num_scenes=1, views_per_scene=1, resolution=16).labels
+    with pytest.raises(IsADirectoryError) as caught:
+        render_outputs(generator, tmp_path / "out", labels=labels, resolution=16, count=1)
+    assert str(caught.value) == f"cannot write {tmp_path / 'out' / 'grid.png'}: it is a folder"
+    assert calls == []

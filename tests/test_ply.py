@@ -1,6 +1,7 @@
 """The binary PLY reader and writer on real files: round trips, atomic writes, every bad header."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import plyfile
@@ -248,3 +249,43 @@ def test_value_range_leaves_non_rgb_features_verbatim(tmp_path):
     columns = _ply.read_vertices(path)
     np.testing.assert_array_equal(columns["feature_1"], [7.0, 100.0])
     assert not columns["f_dc_0"].any()
+
+
+def test_save_ply_checks_its_path_before_building_the_file(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    gaussians = _rgb_gaussians(torch.rand(1, 4, 3))
+    built = []
+    monkeypatch.setattr(_ply, "write_vertices", lambda path, columns: built.append(path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "a_folder").mkdir()
+    cases = [
+        ("missing/scene.ply", FileNotFoundError, "the folder missing does not exist"),
+        ("a_file/scene.ply", NotADirectoryError, "a_file is a file, not a folder"),
+        ("a_folder", IsADirectoryError, "it is a folder"),
+        ("new/", IsADirectoryError, "it names a folder"),
+    ]
+    for given, kind, reason in cases:
+        with pytest.raises(kind) as caught:
+            gaussians.save_ply(given)
+        assert str(caught.value) == f"cannot write {given}: {reason}"
+    real_open = os.open
+
+    def refused(name, *args):
+        if str(name).endswith(".tmp"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(name))
+        return real_open(name, *args)
+
+    monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(PermissionError) as caught:
+        gaussians.save_ply("scene.ply")
+    assert str(caught.value) == (
+        f"cannot write scene.ply: the folder {Path.cwd()} is not writable (Permission denied)"
+    )
+    monkeypatch.setattr(os, "open", real_open)
+    assert built == []
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "a_folder"]
+    assert gaussians.save_ply("scene.ply") == Path("scene.ply") and built == [Path("scene.ply")]

@@ -18,6 +18,8 @@ RESOLUTIONS = (16, 32, 64, 128, 256)
 #: Synthetic scenes are seen from this many cameras each, so ``--max-images`` needs at least one
 #: scene's worth.
 VIEWS_PER_SCENE = 4
+#: What ``aware3d render`` writes in its ``--out`` (:func:`aware3d.viz.render_outputs`).
+RENDER_FILES = ("grid.png", "turntable.gif", "depth.png", "sample.ply")
 
 
 def _int_at_least(minimum: int, text: str) -> int:
@@ -160,6 +162,29 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _output_file(text: str) -> Path:
+    """A file path ``aware3d eval`` can write: its folder exists and takes files."""
+    from aware3d._io import check_writable_file
+
+    try:
+        check_writable_file(text)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return Path(text)
+
+
+def _render_folder(text: str) -> Path:
+    """An output folder in which none of :data:`RENDER_FILES` is a folder."""
+    from aware3d._io import check_writable_folder
+
+    path = _output_folder(text)
+    try:
+        check_writable_folder(path, RENDER_FILES)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return path
+
+
 def _existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -224,7 +249,10 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.out is not None:
-        atomic_write_text(args.out, text + "\n")
+        try:
+            atomic_write_text(args.out, text + "\n")
+        except OSError as error:
+            parser.error(f"argument --out: {error}")
 
 
 def _render(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -345,7 +373,12 @@ def _add_checkpoint_parsers(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="the FID Inception's weights file",
     )
-    evaluate.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    evaluate.add_argument(
+        "--out",
+        type=_output_file,
+        default=None,
+        help="also write the JSON to this file (its folder must exist)",
+    )
     evaluate.set_defaults(handler=_eval)
     render = commands.add_parser(
         "render",
@@ -360,7 +393,9 @@ def _add_checkpoint_parsers(commands: argparse._SubParsersAction) -> None:
         required=True,
         help="a checkpoint folder or a run folder (its newest checkpoint)",
     )
-    render.add_argument("--out", type=_output_folder, required=True, help="output folder")
+    render.add_argument(
+        "--out", type=_render_folder, required=True, help="output folder, created if missing"
+    )
     render.add_argument("--count", type=_positive_int, default=16, help="samples in the grid")
     render.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the latents")
     render.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N")

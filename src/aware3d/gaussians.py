@@ -11,6 +11,7 @@ from torch import Tensor
 
 from aware3d import _ply
 from aware3d._checked import checked
+from aware3d._io import check_writable_file
 from aware3d._validation import (
     check_float_dtype,
     check_positive_number,
@@ -376,12 +377,17 @@ class Gaussians:
             IndexError: for a ``scene`` outside the batch.
             ValueError: for a ``value_range`` that is not two finite numbers with
                 ``low < high``, or RGB features outside it (nothing is written).
+            OSError: if ``path`` cannot be written, checked before the file's content is built
+                (``IsADirectoryError`` for a folder, ``FileNotFoundError`` for a missing folder,
+                ``NotADirectoryError`` when its folder is a file, ``PermissionError`` for one that
+                is not writable), each naming ``path``.
         """
         if isinstance(scene, bool) or not isinstance(scene, int):
             raise TypeError(f"`scene` must be an integer, got {scene!r}")
         if not -self.batch_size <= scene < self.batch_size:
             raise IndexError(f"`scene` {scene} is out of range for B = {self.batch_size}")
         low, high = _check_value_range(value_range)
+        check_writable_file(path)
         g = self[scene].detach().to(device="cpu", dtype=torch.float64)
         count = g.num_gaussians
         zeros = np.zeros(count, dtype=np.float32)

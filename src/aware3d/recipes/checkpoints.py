@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from aware3d._io import check_writable_folder
 from aware3d.recipes.config import TrainConfig
 from aware3d.recipes.registry import Recipe, config_from_json
 from aware3d.training import Evaluator, dataset_labels, resolve_resume
@@ -85,9 +86,14 @@ def render_checkpoint(
     The cameras are drawn, seeded by ``seed``, by the synthetic scenes' camera sampler (EG3D's
     FFHQ poses: radius 2.7 around the frontal view, FFHQ's focal length), so no data set is
     needed.
+
+    Raises:
+        OSError: if ``out`` cannot be written (checked before the checkpoint is read; see
+            :func:`~aware3d.viz.render_outputs`).
     """
     from aware3d.data.synthetic import SyntheticScenes
 
+    check_writable_folder(out)
     generator, _, config, _ = load_generator(checkpoint, device)
     scenes = SyntheticScenes(num_scenes=max(1, count // 4), views_per_scene=4,
                              resolution=16, seed=seed)  # fmt: skip

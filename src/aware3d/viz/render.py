@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from aware3d._io import check_writable_folder
 from aware3d._validation import check_positive_int
 from aware3d.cameras import Cameras, fov_from_intrinsics
 from aware3d.models.protocol import SupportsPLYExport, check_generator
@@ -54,6 +55,9 @@ DEPTH_FAR_GREY = 48
 #: Views rendered per forward pass (samples of the grid, or scenes x frames of the turntable);
 #: at least :data:`DEPTH_SAMPLES`, so that the first pass holds the depth maps' samples.
 _CHUNK = DEPTH_SAMPLES
+#: The files written, by the keys of :func:`render_outputs`' result.
+_FILES = {"grid": "grid.png", "turntable": "turntable.gif", "depth": "depth.png",
+          "ply": "sample.ply"}  # fmt: skip
 
 
 class _Images(NamedTuple):
@@ -189,6 +193,10 @@ def render_outputs(
             ``labels`` not a floating-point ``[N, 25]`` tensor of valid cameras, a non-integer
             ``seed``, or a ``resolution`` the generator cannot output.
         TypeError: for a generator that does not implement the protocol.
+        OSError: if ``out`` or a file in it cannot be written, checked before anything is
+            rendered (``NotADirectoryError`` when ``out`` or a folder above it is a file,
+            ``IsADirectoryError`` when a file to write is a folder, ``PermissionError`` for a
+            folder that is not writable), each naming the path.
     """
     check_positive_int("count", count)
     check_positive_int("resolution", resolution)
@@ -201,6 +209,10 @@ def render_outputs(
     device, dtype = parameter.device, parameter.dtype
     labels = labels.detach().to(device=device, dtype=dtype)
     Cameras.from_eg3d_labels(labels)  # refuses invalid cameras before anything is written
+    names = [
+        name for key, name in _FILES.items() if key != "ply" or isinstance(gen, SupportsPLYExport)
+    ]
+    check_writable_folder(out, names)
     was_training = generator.training
     generator.eval()
     try:
@@ -241,10 +253,10 @@ def _render(
     out.mkdir(parents=True, exist_ok=True)
     pictures = to_uint8(torch.cat(images))
     columns = max(1, math.isqrt(count))
-    written["grid"] = _save_png(grid(pictures, columns), scale, out / "grid.png")
+    written["grid"] = _save_png(grid(pictures, columns), scale, out / _FILES["grid"])
 
     fov = float(fov_from_intrinsics(labels[0, 16:].reshape(3, 3)))
-    turntable = out / "turntable.gif"
+    turntable = out / _FILES["turntable"]
     save_turntable(
         _TurntableRenderer(generator), z[:TURNTABLE_SAMPLES], fov, resolution, turntable,
         frames=turntable_frames,
@@ -261,8 +273,8 @@ def _render(
             depth = F.interpolate(depth[:, None], size=size, mode="nearest")[:, 0]
             opacity = F.interpolate(opacity[:, None], size=size, mode="nearest")[:, 0]
         rows = np.concatenate([pictures[:shown], depth_to_grey(depth, opacity)])
-        written["depth"] = _save_png(grid(rows, shown), scale, out / "depth.png")
+        written["depth"] = _save_png(grid(rows, shown), scale, out / _FILES["depth"])
 
     if isinstance(generator, SupportsPLYExport):
-        written["ply"] = generator.export_ply(first, out / "sample.ply")
+        written["ply"] = generator.export_ply(first, out / _FILES["ply"])
     return written
