@@ -374,6 +374,7 @@ def palette_image():
 )
 def test_image_modes_map_to_rgb_as_documented(tmp_path, data, expected):
     write_folder(tmp_path / "data", n=2, size=2)
+    (tmp_path / "data" / "sub" / "img00000000.png").write_bytes(data)  # images share one size
     dataset = replace_image(tmp_path / "data", data)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -553,3 +554,244 @@ def test_a_failed_export_leaves_the_old_dataset_intact(tmp_path, two_views, one_
     assert tree(folder) == before_folder
     assert archive.read_bytes() == before_archive
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "data.zip"]
+
+
+# ------------------------------------------------------------ entries, members and links (#21)
+
+
+def read_meta(folder):
+    return json.loads((folder / "dataset.json").read_text())
+
+
+def write_meta(folder, meta):
+    (folder / "dataset.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        (
+            lambda labels: ["sub/img00000000.png", labels[0]],
+            r"entry 2 \('sub/img00000000.png'\) repeats entry 0 with the same label",
+        ),
+        (
+            lambda labels: ["sub/img00000000.png", labels[1]],
+            r"entries 0 and 2 both name 'sub/img00000000.png' with different labels "
+            r"\(first difference at label index 0: ",
+        ),
+        (
+            lambda labels: ["sub/./img00000000.png", labels[0]],
+            r"entry 2 \('sub/./img00000000.png'\) repeats entry 0 \('sub/img00000000.png'\)",
+        ),
+    ],
+    ids=["identical", "conflicting", "same-file"],
+)
+def test_an_image_listed_twice_is_refused(tmp_path, second, message):
+    write_folder(tmp_path / "data")
+    meta = read_meta(tmp_path / "data")
+    meta["labels"][2] = second([label for _, label in meta["labels"]])
+    write_meta(tmp_path / "data", meta)
+    with pytest.raises(ValueError, match=message):
+        EG3DDataset(tmp_path / "data")
+
+
+@pytest.mark.parametrize("alias", ["sub/img00000001.png", "./sub/img00000001.png"])
+def test_a_zip_member_stored_twice_is_refused(tmp_path, alias):
+    write_folder(tmp_path / "data")
+    archive = zip_folder(tmp_path / "data", tmp_path / "data.zip")
+    with warnings.catch_warnings(), zipfile.ZipFile(archive, "a") as zf:
+        warnings.simplefilter("ignore")  # zipfile's "Duplicate name" warning
+        zf.writestr(alias, encoded(Image.new("RGB", (8, 8))))
+    with pytest.raises(ValueError) as caught:
+        EG3DDataset(archive)
+    message = str(caught.value)
+    assert str(archive) in message
+    if alias == "sub/img00000001.png":
+        assert "member 'sub/img00000001.png' is stored 2 times" in message
+    else:
+        assert "members 'sub/img00000001.png' and './sub/img00000001.png' name one file" in message
+
+
+def test_symbolic_links_must_stay_inside_the_folder(tmp_path):
+    folder = tmp_path / "data"
+    _, pixels = write_folder(folder)
+    outside = tmp_path / "outside.png"
+    Image.fromarray(pixels[0]).save(outside)
+    # a link to a file inside the folder is fine, and reads that file
+    image = folder / "sub" / "img00000001.png"
+    image.unlink()
+    image.symlink_to(folder / "sub" / "img00000000.png")
+    dataset = EG3DDataset(folder)
+    torch.testing.assert_close(dataset[1].image, dataset[0].image, rtol=0, atol=0)
+    # a link to a file outside is refused when the dataset opens, naming entry and target
+    image.unlink()
+    image.symlink_to(outside)
+    with pytest.raises(ValueError) as caught:
+        EG3DDataset(folder)
+    assert (
+        f"{image} (dataset.json entry 1) leads through a symbolic link to {outside}, "
+        f"outside the dataset folder {folder}"
+    ) in str(caught.value)
+    # ... and when it is read, if the link changed after the dataset opened
+    image.unlink()
+    image.symlink_to("img00000000.png")
+    dataset = EG3DDataset(folder)
+    image.unlink()
+    image.symlink_to(outside)
+    with pytest.raises(ValueError, match="leads through a symbolic link"):
+        dataset[1]
+
+
+def test_a_linked_folder_or_labels_file_outside_is_refused(tmp_path):
+    folder = tmp_path / "data"
+    write_folder(folder)
+    (folder / "sub").rename(tmp_path / "elsewhere")
+    (folder / "sub").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match=r"\(dataset.json entry 0\) leads through a symbolic link"):
+        EG3DDataset(folder)
+    (folder / "sub").unlink()
+    (tmp_path / "elsewhere").rename(folder / "sub")
+    (folder / "dataset.json").rename(tmp_path / "dataset.json")
+    (folder / "dataset.json").symlink_to(tmp_path / "dataset.json")
+    with pytest.raises(ValueError, match=r"\(the labels file\) leads through a symbolic link"):
+        EG3DDataset(folder)
+    # a dataset folder that is itself a link (to a folder holding real files) is fine
+    (folder / "dataset.json").unlink()
+    (tmp_path / "dataset.json").rename(folder / "dataset.json")
+    (tmp_path / "link").symlink_to(folder)
+    assert len(EG3DDataset(tmp_path / "link")) == 3
+
+
+# ------------------------------------------------------------------ cameras (#21)
+
+
+def set_intrinsics(folder, index, fx, fy, cx, cy):
+    meta = read_meta(folder)
+    label = meta["labels"][index][1]
+    label[16:] = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    write_meta(folder, meta)
+
+
+def test_pixel_intrinsics_are_refused_with_the_fix(tmp_path):
+    folder = tmp_path / "data"
+    write_folder(folder, size=16)
+    for index in range(3):  # FFHQ's 4.2647 in pixels of a 16-pixel image, principal point 8
+        set_intrinsics(folder, index, 68.2352, 68.2352, 8.0, 8.0)
+    with pytest.raises(ValueError) as caught:
+        EG3DDataset(folder)
+    message = str(caught.value)
+    assert "dataset.json entry 0 ('sub/img00000000.png')" in message
+    assert "fx = 68.2352, fy = 68.2352, cx = 8, cy = 8" in message
+    assert "divide fx and cx by the image width and fy and cy by its height" in message
+    assert "this image is 16 x 16: fx = 4.2647, fy = 4.2647, cx = 0.5, cy = 0.5" in message
+    assert "3 of 3 labels" in message
+
+
+@pytest.mark.parametrize(
+    ("fx", "cx", "cy"),
+    [(1093.0, 256.0, 256.0), (4.2647, 2.5, 0.5), (4.2647, 0.5, -1.5), (150.0, 0.5, 0.5)],
+)
+def test_intrinsics_out_of_the_normalised_range_are_refused(tmp_path, fx, cx, cy):
+    write_folder(tmp_path / "data")
+    set_intrinsics(tmp_path / "data", 1, fx, fx, cx, cy)
+    with pytest.raises(
+        ValueError, match=r"entry 1 \('sub/img00000001.png'\): the intrinsics look like pixels"
+    ):
+        EG3DDataset(tmp_path / "data")
+
+
+@pytest.mark.parametrize(
+    ("fx", "cx", "cy"),
+    [(4.2647, 0.5, 0.5), (1.0, -0.9, 1.9), (100.0, 2.0, -1.0), (0.3, 0.5, 0.5)],
+    ids=["ffhq", "off-centre", "bounds", "wide"],
+)
+def test_normalised_intrinsics_are_accepted(tmp_path, fx, cx, cy):
+    write_folder(tmp_path / "data")
+    set_intrinsics(tmp_path / "data", 1, fx, fx, cx, cy)
+    label = EG3DDataset(tmp_path / "data")[1].label
+    assert label[16:].tolist() == pytest.approx([fx, 0, cx, 0, fx, cy, 0, 0, 1])
+
+
+def test_a_non_rigid_camera_is_refused_even_with_value_checks_off(tmp_path):
+    import aware3d
+
+    labels, _ = write_folder(tmp_path / "data")
+    label = labels[1].clone()
+    label[0] *= 2  # the rotation block is no longer orthonormal
+    rewrite_entry(tmp_path / "data", 1, ["sub/img00000001.png", label.tolist()])
+    with (
+        aware3d.value_checks(False),
+        pytest.raises(
+            ValueError, match=r"entry 1 \('sub/img00000001.png'\): invalid camera: .*rigid"
+        ),
+    ):
+        EG3DDataset(tmp_path / "data")
+
+
+def test_a_number_too_large_for_a_float_is_not_finite(tmp_path):
+    labels, _ = write_folder(tmp_path / "data")
+    meta = read_meta(tmp_path / "data")
+    text = json.dumps(meta).replace(json.dumps(labels[2, 3].item()), "1" + "0" * 400, 1)
+    (tmp_path / "data" / "dataset.json").write_text(text)
+    with pytest.raises(ValueError, match=r"entry 2 .*must be 25 finite numbers"):
+        EG3DDataset(tmp_path / "data")
+
+
+# ------------------------------------------------------------------ image sizes (#21)
+
+
+def test_the_first_image_is_checked_when_the_dataset_opens(tmp_path):
+    folder = tmp_path / "data"
+    write_folder(folder, size=32)
+    assert EG3DDataset(folder).image_size == (32, 32)
+    first = folder / "sub" / "img00000000.png"
+    data = first.read_bytes()
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((32, 32), dtype=np.float32)).save(buffer, format="TIFF")
+    first.write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match=rf"{first} \(dataset.json entry 0\) cannot be decoded"):
+        EG3DDataset(folder)
+    first.write_bytes(png_file(5000, 5000, 8, 2, idat=b"junk"))
+    with pytest.raises(ValueError, match="5000 x 5000 = 25000000 pixels"):
+        EG3DDataset(folder)
+    # only the header is read when the dataset opens: a truncated image fails when it is read
+    first.write_bytes(data[: len(data) // 2])
+    dataset = EG3DDataset(folder)
+    with pytest.raises(ValueError, match=r"\(dataset.json entry 0\) cannot be decoded"):
+        dataset[0]
+
+
+def test_the_first_images_mode_is_checked_when_the_dataset_opens(tmp_path, monkeypatch):
+    from aware3d.data import eg3d
+
+    write_folder(tmp_path / "data")
+    monkeypatch.setattr(eg3d, "_EIGHT_BIT_MODES", frozenset({"L"}))  # RGB as if it had no meaning
+    with pytest.raises(
+        ValueError, match=r"entry 0\) cannot be decoded: its mode 'RGB' has no defined RGB"
+    ):
+        EG3DDataset(tmp_path / "data")
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_an_image_of_another_size_names_both_sizes(tmp_path, as_zip):
+    folder = tmp_path / "data"
+    write_folder(folder)
+    (folder / "sub" / "img00000002.png").write_bytes(encoded(Image.new("RGB", (16, 8))))
+    path = zip_folder(folder, tmp_path / "data.zip") if as_zip else folder
+    dataset = EG3DDataset(path)
+    dataset[1]
+    with pytest.raises(ValueError) as caught:
+        dataset[2]
+    message = str(caught.value)
+    if as_zip:
+        described = f"{path}: member 'sub/img00000002.png'"
+        first = f"{path}: member 'sub/img00000000.png'"
+    else:
+        described = str(folder / "sub" / "img00000002.png")
+        first = str(folder / "sub" / "img00000000.png")
+    assert (
+        f"{described} (dataset.json entry 2) is 16 x 8 pixels (width x height), but the "
+        f"dataset's first image, {first}, is 8 x 8"
+    ) in message
+    with pytest.raises(ValueError, match="is 16 x 8 pixels"):
+        EG3DDataset(path, xflip=True)[5]  # the mirrored copy too

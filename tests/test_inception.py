@@ -255,8 +255,9 @@ def test_find_weights_in_the_cache_or_nowhere(empty_hub: Path):
         load_inception()
     cached = empty_hub / "checkpoints" / INCEPTION_WEIGHTS_FILE
     cached.parent.mkdir(parents=True)
-    cached.write_bytes(b"")
-    assert find_inception_weights() == cached
+    cached.write_bytes(b"")  # found, but its SHA-256 is not the published one
+    with pytest.raises(ValueError, match=f"{cached}.*SHA-256 e3b0c442"):
+        find_inception_weights()
 
 
 def test_file_name_and_url_are_torch_fidelity_s():
@@ -445,3 +446,74 @@ def test_the_evaluator_reports_fid_and_kid_with_local_weights(random_weights: Pa
     assert set(metrics) == {"swd", "fid", "kid_mean", "kid_std"}
     assert all(math.isfinite(v) for v in metrics.values()) and metrics["fid"] > 0
     assert evaluator(build_generator(config))["fid"] != metrics["fid"]  # another generator
+
+
+# ---------------------------------------------------------------------- untrusted files (#21)
+
+
+class _Trap:
+    """Unpickling it makes the folder ``path``: proof that a file was unpickled unsafely."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(self.path),))
+
+
+def _trap_file(path: Path, marker: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"fc.weight": torch.zeros(1), "trap": _Trap(marker)}, path)
+    return path
+
+
+def test_a_cache_file_with_another_hash_is_refused_before_unpickling(
+    empty_hub: Path, tmp_path: Path
+):
+    import hashlib
+
+    marker = tmp_path / "unpickled"
+    cached = _trap_file(empty_hub / "checkpoints" / INCEPTION_WEIGHTS_FILE, marker)
+    digest = hashlib.sha256(cached.read_bytes()).hexdigest()
+    for attempt in (find_inception_weights, load_inception, lambda: load_inception(cached)):
+        with pytest.raises(ValueError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert str(cached) in message
+        assert f"SHA-256 {digest}" in message
+        assert "does not start with 6726825d" in message
+        assert "not loaded" in message
+        assert not marker.exists()
+
+
+def test_a_cache_file_with_the_published_hash_prefix_loads(
+    empty_hub: Path, random_weights: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import hashlib
+    import shutil
+
+    from aware3d.training import inception
+
+    assert INCEPTION_WEIGHTS_FILE.endswith(f"-{inception._WEIGHTS_SHA256_PREFIX}.pth")
+    cached = empty_hub / "checkpoints" / INCEPTION_WEIGHTS_FILE
+    cached.parent.mkdir(parents=True)
+    shutil.copyfile(random_weights, cached)
+    prefix = hashlib.sha256(cached.read_bytes()).hexdigest()[:8]
+    monkeypatch.setattr(inception, "_WEIGHTS_SHA256_PREFIX", prefix)
+    assert find_inception_weights() == cached
+    assert load_inception().num_features == 2048
+
+
+def test_weights_are_unpickled_with_weights_only(empty_hub: Path, tmp_path: Path):
+    marker = tmp_path / "unpickled"
+    path = _trap_file(tmp_path / "given.pth", marker)
+    with pytest.raises(ValueError, match=r"given.pth.*weights_only=True") as caught:
+        load_inception(path)
+    assert not marker.exists()
+    assert "_Trap" in str(caught.value) or "mkdir" in str(caught.value)
+    not_a_dict = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), not_a_dict)
+    with pytest.raises(ValueError, match=r"tensor.pth.*holds a Tensor, not a state dict"):
+        load_inception(not_a_dict)

@@ -5,6 +5,7 @@ the flattened 4x4 OpenCV ``cam2world`` then the flattened 3x3 normalised intrins
 format EG3D, GSGAN and BallGAN users already have. Only JSON is parsed; nothing is unpickled.
 """
 
+import contextlib
 import io
 import json
 import math
@@ -13,9 +14,9 @@ import posixpath
 import struct
 import zipfile
 import zlib
-from collections.abc import Sequence
-from pathlib import Path
-from typing import NamedTuple
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from aware3d._validation import check_bool
+from aware3d._validation import check_bool, value_checks
 from aware3d.cameras import Cameras
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -32,6 +33,13 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 """The image formats (Pillow's names) the reader decodes; others are refused."""
 MAX_IMAGE_PIXELS = 4096 * 4096
 """The default most pixels an image may have (``max_image_pixels``); larger ones are refused."""
+
+# Normalised intrinsics have the principal point near 0.5 (in [0, 1] whenever it lies in the
+# image; [-1, 2] still admits crops that moved it an image size out) and focal lengths of
+# 1 / (2 tan(fov / 2)), above 100 only for fields of view under 0.6 degrees. Pixel intrinsics
+# have cx ~ W / 2 and fx ~ W / (2 tan(fov / 2)): outside these bounds for images over 4 pixels.
+_PRINCIPAL_POINT_RANGE = (-1.0, 2.0)
+_MAX_FOCAL = 100.0
 
 
 class EG3DItem(NamedTuple):
@@ -78,16 +86,12 @@ class _Source:
         self._zip: zipfile.ZipFile | None = None
         self._pid: int | None = None
         self._stamp: tuple[int, int] | None = None
+        self._root = path.resolve()
         if path.is_file():
             if not zipfile.is_zipfile(path):
                 raise ValueError(f"`path` {path} is a file but not a zip archive")
             self.is_zip = True
-            names = set()
-            for name in self._archive().namelist():
-                if name.endswith("/"):
-                    continue
-                names.add(_safe_member(name, path))
-            self.names = names
+            self.names = _unique_members(self._archive().namelist(), path)
         elif not path.is_dir():
             raise FileNotFoundError(f"`path` {path} does not exist")
 
@@ -139,6 +143,35 @@ class _Source:
             return f"{self.path}: member {name!r}"
         return str(self.path / name)
 
+    def check_inside(self, name: str, entry: str, links: dict[str, bool] | None = None) -> None:
+        """Refuses a folder's file ``name`` that leads out of the folder through a symbolic link.
+
+        Each component of ``name`` is checked for being a link (``lstat``), and only a path with
+        one is resolved. ``links`` caches the folders' answers across calls.
+
+        Raises:
+            ValueError: naming the file, ``entry``, where the link leads and the folder.
+        """
+        if self.is_zip:
+            return
+        parts = PurePosixPath(name).parts
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            is_link = links.get(prefix) if links is not None else None
+            if is_link is None:
+                is_link = (self.path / prefix).is_symlink()
+                if links is not None and depth < len(parts):
+                    links[prefix] = is_link
+            if is_link:
+                target = (self.path / name).resolve()
+                if not target.is_relative_to(self._root):
+                    raise ValueError(
+                        f"{self.path / name} ({entry}) leads through a symbolic link to {target}, "
+                        f"outside the dataset folder {self.path}; copy the file into the folder "
+                        "(links to files inside it are fine)"
+                    )
+                return
+
     def read(self, name: str, entry: str) -> bytes:
         """The bytes of ``name``; ``entry`` says which dataset entry wants them, for errors.
 
@@ -147,6 +180,8 @@ class _Source:
                 be read (for a zip member: a bad CRC, corrupt compressed data, an unsupported
                 compression method or encryption).
         """
+        if not self.is_zip:
+            self.check_inside(name, entry)
         try:
             if self.is_zip:
                 return self._archive().read(name)
@@ -174,6 +209,33 @@ def _safe_member(name: str, archive: Path) -> str:
     return name
 
 
+def _unique_members(names: list[str], archive: Path) -> set[str]:
+    """The archive's file members, refusing escaping ones and two members naming one file.
+
+    A name stored twice (``zipfile`` reads the last copy, other tools the first) or two names for
+    one path (``a.png`` and ``./a.png``) make the archive's content ambiguous.
+    """
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.endswith("/"):
+            continue
+        key = posixpath.normpath(_safe_member(name, archive))
+        if key not in seen:
+            seen[key] = name
+        elif seen[key] == name:
+            raise ValueError(
+                f"{archive}: member {name!r} is stored {names.count(name)} times in the "
+                "archive, so which copy is read is ambiguous; rebuild the archive with each file "
+                "once"
+            )
+        else:
+            raise ValueError(
+                f"{archive}: members {seen[key]!r} and {name!r} name one file; rebuild the "
+                "archive with each file once"
+            )
+    return set(seen.values())
+
+
 def _check_entry_name(name: object, index: int) -> str:
     if not isinstance(name, str) or not name:
         raise ValueError(
@@ -182,6 +244,34 @@ def _check_entry_name(name: object, index: int) -> str:
     if _escapes(name):
         raise ValueError(f"dataset.json entry {index} ({name!r}): the path escapes the dataset")
     return name
+
+
+def _is_finite_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float's range
+        return False
+
+
+def _refuse_repeat(
+    first: int, first_name: str, first_label: list[float], index: int, name: str, label: list[float]
+) -> None:
+    """Refuses entry ``index``, which names the same file as the earlier entry ``first``."""
+    spelled = "" if name == first_name else f" ({first_name!r})"
+    if label == first_label:
+        raise ValueError(
+            f"dataset.json entry {index} ({name!r}) repeats entry {first}{spelled} with the same "
+            "label; list each image once (a repeated one is drawn twice as often)"
+        )
+    where = next(i for i, (a, b) in enumerate(zip(first_label, label, strict=True)) if a != b)
+    also = "" if name == first_name else f" (as {name!r} in entry {index})"
+    raise ValueError(
+        f"dataset.json entries {first} and {index} both name {first_name!r}{also} with different "
+        f"labels (first difference at label index {where}: {first_label[where]!r} vs "
+        f"{label[where]!r}); list each image once, with its one label"
+    )
 
 
 def _short(value: object, limit: int = 100) -> str:
@@ -208,36 +298,57 @@ class _ImageError(Exception):
     """An image that cannot be decoded; the message says why, the caller says which file."""
 
 
+class _WrongSizeError(Exception):
+    """An image whose size (its ``args``: width, height) is not the dataset's."""
+
+
 _EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"})
 _PALETTE_MODES = frozenset({"P", "PA"})
 _SIXTEEN_BIT_GREY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
 
-def _to_rgb(image: Image.Image, image_format: str | None) -> np.ndarray:
-    """An opened image as ``[H, W, 3]`` float32 in [0, 1], by its mode (see :class:`EG3DDataset`).
+def _mode_kind(mode: str, image_format: str | None) -> Literal["grey16", "palette", "8-bit"]:
+    """How an image of ``mode`` becomes RGB; refuses modes with no defined RGB meaning.
 
     ``image_format`` is the file's format: mode ``I`` is read as 16-bit greyscale only from a PNG,
     whose 16-bit greyscale older Pillow versions open as ``I``.
     """
-    mode = image.mode
     if mode in _SIXTEEN_BIT_GREY_MODES or (mode == "I" and image_format == "PNG"):
+        return "grey16"
+    if mode in _PALETTE_MODES:
+        return "palette"
+    if mode in _EIGHT_BIT_MODES:
+        return "8-bit"
+    raise _ImageError(f"its mode {mode!r} has no defined RGB meaning; convert it to RGB")
+
+
+def _to_rgb(image: Image.Image, image_format: str | None) -> np.ndarray:
+    """An opened image as ``[H, W, 3]`` float32 in [0, 1], by its mode (see :class:`EG3DDataset`).
+
+    ``image_format`` is the file's format (see :func:`_mode_kind`).
+    """
+    mode = image.mode
+    kind = _mode_kind(mode, image_format)
+    if kind == "grey16":
         grey = np.asarray(image)
         if grey.size and (int(grey.min()) < 0 or int(grey.max()) > 65535):
             raise _ImageError(f"mode {mode!r} values lie outside the 16-bit range [0, 65535]")
         scaled = grey.astype(np.float32) / np.float32(65535)
         return np.repeat(scaled[..., None], 3, axis=-1)
-    if mode in _PALETTE_MODES:
+    if kind == "palette":
         # through RGBA: Pillow warns when a palette with transparency goes straight to RGB
         rgb = np.asarray(image.convert("RGBA"))[..., :3]
-    elif mode in _EIGHT_BIT_MODES:
-        rgb = np.asarray(image.convert("RGB"))
     else:
-        raise _ImageError(f"its mode {mode!r} has no defined RGB meaning; convert it to RGB")
+        rgb = np.asarray(image.convert("RGB"))
     return rgb.astype(np.float32) / np.float32(255)
 
 
-def _decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Decodes an encoded image to ``[H, W, 3]`` float32 in [0, 1], checking its size first."""
+@contextlib.contextmanager
+def _opened_image(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """Opens an encoded image (its header only) after checking its pixel count.
+
+    Decoding errors inside the ``with`` block, as opening's, become :class:`_ImageError`.
+    """
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as handle:
             width, height = handle.size
@@ -246,7 +357,7 @@ def _decode_image(data: bytes, max_pixels: int) -> np.ndarray:
                     f"its header declares {width} x {height} = {width * height} pixels, more "
                     f"than the limit of {max_pixels} (`max_image_pixels`)"
                 )
-            return _to_rgb(handle, handle.format)
+            yield handle
     except Image.DecompressionBombError as error:
         raise _ImageError(str(error)) from None
     except UnidentifiedImageError:
@@ -257,11 +368,41 @@ def _decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         raise _ImageError(f"{type(error).__name__}: {error}") from None
 
 
+def _image_header(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """An image's ``(width, height)``, checking its format, pixel count and mode, not decoding."""
+    with _opened_image(data, max_pixels) as handle:
+        _mode_kind(handle.mode, handle.format)
+        return handle.size
+
+
+def _decode_image(data: bytes, max_pixels: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decodes an encoded image to ``[H, W, 3]`` float32 in [0, 1], checking its size first.
+
+    Raises:
+        _ImageError: the image cannot be decoded.
+        _WrongSizeError: ``size`` is given and the image's ``(width, height)`` is another.
+    """
+    with _opened_image(data, max_pixels) as handle:
+        if size is not None and handle.size != size:
+            raise _WrongSizeError(*handle.size)
+        return _to_rgb(handle, handle.format)
+
+
 class EG3DDataset(Dataset[EG3DItem]):
     """EG3D-format dataset: images with camera labels, optionally mirrored for augmentation.
 
-    Labels are read and validated when the dataset is opened (each entry must name an existing
-    image and hold 25 finite numbers forming a valid camera); images are decoded on access.
+    Labels are read and validated when the dataset is opened, and the first error names its
+    entry: each entry must name an existing image, once, and hold 25 finite numbers forming a
+    rigid ``cam2world`` (checked even where value checks are turned off) and intrinsics
+    normalised by the image size. Intrinsics in pixels are recognised by a principal point
+    outside [-1, 2] or a focal length above 100 (normalised ones have ``cx = cy = 0.5`` when
+    centred and ``fx = 1 / (2 tan(fov / 2))``, 4.26 for FFHQ) and refused with the fix. An
+    image listed twice is refused whether or not its labels agree (it would be drawn twice as
+    often), as are two zip members naming one file, and, in a folder, a file that leads through
+    a symbolic link out of the folder (links to files inside it are fine). The first image's
+    header is read: its format, pixel count and mode must be usable, and its size is the
+    dataset's :attr:`image_size`. Images are decoded on access, and one of another size is
+    refused there, naming both sizes.
 
     The dataset works with ``DataLoader`` workers under every start method (``fork``, ``spawn``,
     ``forkserver``): a zip archive is opened lazily in each process, and the dataset pickles
@@ -285,12 +426,19 @@ class EG3DDataset(Dataset[EG3DItem]):
             decompression bombs (:data:`MAX_IMAGE_PIXELS`, 4096 x 4096, by default). Pillow's own
             limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``) still applies above it.
 
+    Attributes:
+        names: the image of each entry, as ``dataset.json`` names it.
+        labels: ``[N, 25]`` float32, the labels in ``dataset.json``'s order.
+        image_size: ``(width, height)`` of the first image, which every image must have.
+
     Raises:
         FileNotFoundError: if ``path`` or ``dataset.json`` is missing.
         ValueError: naming the file, for a ``dataset.json`` that cannot be read, is not UTF-8, is
-            not valid JSON or nests too deeply; for bad labels or a missing image (naming the
-            entry); for a file that is not a zip archive, or archive members that would escape
-            the archive; for a bad ``value_range`` or ``max_image_pixels``.
+            not valid JSON or nests too deeply; naming the entry, for bad labels (not 25 finite
+            numbers, not a rigid camera, intrinsics in pixels), an image listed twice, a missing
+            image, a link out of the folder, or a first image that cannot be used; for a file
+            that is not a zip archive, or archive members that would escape the archive or name
+            one file twice; for a bad ``value_range`` or ``max_image_pixels``.
     """
 
     def __init__(
@@ -327,6 +475,8 @@ class EG3DDataset(Dataset[EG3DItem]):
             )
         names: list[str] = []
         labels: list[list[float]] = []
+        first_entry: dict[str, int] = {}
+        links: dict[str, bool] = {}
         for index, entry in enumerate(entries):
             if not isinstance(entry, list | tuple) or len(entry) != 2:
                 raise ValueError(
@@ -338,28 +488,89 @@ class EG3DDataset(Dataset[EG3DItem]):
             if (
                 not isinstance(label, list)
                 or len(label) != 25
-                or not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                    for v in label
-                )
+                or not all(_is_finite_number(v) for v in label)
             ):
                 raise ValueError(
                     f"dataset.json entry {index} ({name!r}): the label must be 25 finite "
                     f"numbers, got {_short(label)}"
                 )
+            values = [float(v) for v in label]
+            earlier = first_entry.setdefault(posixpath.normpath(name), index)
+            if earlier != index:
+                _refuse_repeat(earlier, names[earlier], labels[earlier], index, name, values)
             if not self._source.exists(name):
                 raise ValueError(f"dataset.json entry {index}: image {name!r} is missing")
+            self._source.check_inside(name, f"dataset.json entry {index}", links)
             names.append(name)
-            labels.append([float(v) for v in label])
+            labels.append(values)
         self.names = names
         self.labels = torch.tensor(labels, dtype=torch.float32)
-        for index, name in enumerate(names):
-            try:
-                Cameras.from_eg3d_labels(self.labels[index])
-            except ValueError as error:
-                raise ValueError(
-                    f"dataset.json entry {index} ({name!r}): invalid camera: {error}"
-                ) from None
+        self._check_cameras()
+        self.image_size = self._first_image_size()
+
+    def _check_cameras(self) -> None:
+        """Refuses labels that are not rigid cameras with normalised intrinsics, naming the first.
+
+        Value checks are forced on: the labels are checked once, here, whatever the caller set.
+        """
+        try:
+            with value_checks(True):
+                Cameras.from_eg3d_labels(self.labels)
+        except ValueError:
+            for index, name in enumerate(self.names):
+                try:
+                    with value_checks(True):
+                        Cameras.from_eg3d_labels(self.labels[index])
+                except ValueError as error:
+                    raise ValueError(
+                        f"dataset.json entry {index} ({name!r}): invalid camera: {error}"
+                    ) from None
+            raise
+        intrinsics = self.labels[:, 16:].double()
+        fx, cx, fy, cy = intrinsics[:, 0], intrinsics[:, 2], intrinsics[:, 4], intrinsics[:, 5]
+        low, high = _PRINCIPAL_POINT_RANGE
+        centre = torch.stack([cx, cy])
+        bad = ((centre < low) | (centre > high)).any(0) | (fx > _MAX_FOCAL) | (fy > _MAX_FOCAL)
+        if not bad.any():
+            return
+        index = int(bad.nonzero()[0])
+        name = self.names[index]
+        values = {"fx": fx[index], "fy": fy[index], "cx": cx[index], "cy": cy[index]}
+        try:
+            data = self._source.read(name, f"dataset.json entry {index}")
+            width, height = _image_header(data, self.max_image_pixels)
+        except (ValueError, _ImageError):
+            suggestion = ""
+        else:
+            scaled = {"fx": width, "fy": height, "cx": width, "cy": height}
+            suggestion = (
+                f" (this image is {width} x {height}: "
+                + ", ".join(
+                    f"{key} = {float(value) / scaled[key]:.6g}" for key, value in values.items()
+                )
+                + ")"
+            )
+        raise ValueError(
+            f"dataset.json entry {index} ({name!r}): the intrinsics look like pixels, not "
+            "normalised by the image size: "
+            + ", ".join(f"{key} = {float(value):.6g}" for key, value in values.items())
+            + f" ({int(bad.sum())} of {len(self.names)} labels are outside the normalised range: "
+            f"cx and cy in [{low:g}, {high:g}], fx and fy at most {_MAX_FOCAL:g}). EG3D labels "
+            "hold the 3x3 intrinsics divided by the image size, so cx = cy = 0.5 for a centred "
+            "principal point and fx = fy = 4.2647 for FFHQ's cameras: divide fx and cx by the "
+            f"image width and fy and cy by its height{suggestion}"
+        )
+
+    def _first_image_size(self) -> tuple[int, int]:
+        """The first image's ``(width, height)`` from its header, checking format and mode."""
+        name = self.names[0]
+        entry = "dataset.json entry 0"
+        try:
+            return _image_header(self._source.read(name, entry), self.max_image_pixels)
+        except _ImageError as error:
+            raise ValueError(
+                f"{self._source.describe(name)} ({entry}) cannot be decoded: {error}"
+            ) from None
 
     def __len__(self) -> int:
         return len(self.names) * (2 if self.xflip else 1)
@@ -383,16 +594,26 @@ class EG3DDataset(Dataset[EG3DItem]):
         Raises:
             ValueError: naming the file and the entry, if the image cannot be read (a corrupt zip
                 member), is not a PNG, JPEG, WebP or BMP, is truncated or corrupt, has more than
-                ``max_image_pixels`` pixels, or has a mode with no defined RGB meaning.
+                ``max_image_pixels`` pixels, has a mode with no defined RGB meaning, has another
+                size than the first image (naming both sizes), or leads through a symbolic link
+                out of the dataset folder.
         """
         name = self.names[index]
         entry = f"dataset.json entry {index}"
         data = self._source.read(name, entry)
         try:
-            pixels = _decode_image(data, self.max_image_pixels)
+            pixels = _decode_image(data, self.max_image_pixels, self.image_size)
         except _ImageError as error:
             raise ValueError(
                 f"{self._source.describe(name)} ({entry}) cannot be decoded: {error}"
+            ) from None
+        except _WrongSizeError as mismatch:
+            width, height = mismatch.args
+            raise ValueError(
+                f"{self._source.describe(name)} ({entry}) is {width} x {height} pixels (width x "
+                f"height), but the dataset's first image, {self._source.describe(self.names[0])}, "
+                f"is {self.image_size[0]} x {self.image_size[1]}; all images must have one size "
+                "(resize or crop them beforehand)"
             ) from None
         low, high = self.value_range
         return torch.from_numpy(pixels * (high - low) + low)

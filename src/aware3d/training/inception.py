@@ -7,7 +7,8 @@ The feature extractor is torch-fidelity's ``FeatureExtractorInceptionV3``
 on. The distances are computed by torchmetrics' ``FrechetInceptionDistance`` and
 ``KernelInceptionDistance`` from precomputed features. Nothing here downloads: the weights file
 (``weights-inception-2015-12-05-6726825d.pth``) must already be on disk, see
-:func:`find_inception_weights`.
+:func:`find_inception_weights`. It is unpickled only by ``torch.load(weights_only=True)``, and a
+file picked up from torch-fidelity's download cache only after its SHA-256 is checked.
 
 torch-fidelity and torchmetrics are optional and imported only when a function here needs them,
 so importing this module loads neither. torch-fidelity's package ``__init__`` imports
@@ -24,8 +25,10 @@ Typical use::
     result = fid_kid(real, fake)  # FidKid(fid=..., kid_mean=..., kid_std=..., ...)
 """
 
+import hashlib
 import importlib
 import importlib.util
+import io
 import os
 import sys
 import traceback
@@ -66,6 +69,10 @@ INCEPTION_WEIGHTS_URL = (
 )
 #: Environment variable naming the weights file when no path is given.
 INCEPTION_WEIGHTS_ENV = "AWARE3D_INCEPTION_WEIGHTS"
+
+# torch-fidelity publishes no full SHA-256 of the file, only this prefix in its name (torch.hub's
+# convention, which ``load_state_dict_from_url(check_hash=True)`` checks).
+_WEIGHTS_SHA256_PREFIX = "6726825d"
 
 _FEATURES = 2048
 _INSTALL_HINT = (
@@ -181,6 +188,41 @@ def _existing_file(path: Path, what: str) -> Path:
     return path
 
 
+def _cache_file() -> Path:
+    """Where torch-fidelity (and torchmetrics) keep the weights they download."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
+
+
+def _is_cache_file(path: Path) -> bool:
+    """Whether ``path`` is the cache's file, however it is named (a link, a relative path)."""
+    cached = _cache_file()
+    return cached.is_file() and path.is_file() and path.samefile(cached)
+
+
+def _check_cache_hash(path: Path, data: bytes | None = None) -> None:
+    """Refuses a cache file whose SHA-256 lacks the published prefix; reads it unless ``data``.
+
+    Raises:
+        ValueError: naming ``path``, the expected prefix and the file's SHA-256.
+    """
+    digest = hashlib.sha256()
+    if data is None:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    else:
+        digest.update(data)
+    actual = digest.hexdigest()
+    if not actual.startswith(_WEIGHTS_SHA256_PREFIX):
+        raise ValueError(
+            f"{path} is in torch-fidelity's download cache, but its SHA-256 {actual} does not "
+            f"start with {_WEIGHTS_SHA256_PREFIX}, the prefix published in the file's name "
+            f"({INCEPTION_WEIGHTS_FILE}); it was not loaded. Delete it and fetch the file again "
+            f"from {INCEPTION_WEIGHTS_URL}, or pass a file you trust as `path` or "
+            f"${INCEPTION_WEIGHTS_ENV}"
+        )
+
+
 def find_inception_weights(path: str | os.PathLike[str] | None = None) -> Path | None:
     """Finds torch-fidelity's Inception weights on disk; never downloads.
 
@@ -194,6 +236,14 @@ def find_inception_weights(path: str | os.PathLike[str] | None = None) -> Path |
        default ``~/.cache/torch/hub/checkpoints/...``), where torch-fidelity and torchmetrics
        store the file when they download it themselves.
 
+    A file named by the user (1, 2) is taken as it is. A file found in the cache (3), which
+    whatever downloads into that folder may have put there, is accepted only if its SHA-256
+    starts with ``6726825d``: torch-fidelity publishes no full SHA-256 of its release file, only
+    that prefix in the file's name (torch.hub's convention, checked by its
+    ``load_state_dict_from_url(check_hash=True)``). Eight hexadecimal digits catch a truncated,
+    corrupt or different file, not a forgery made to match them; :func:`load_inception` reads
+    every file with ``torch.load(weights_only=True)`` besides, so a forged file cannot run code.
+
     Args:
         path: an explicit weights file, or ``None`` to look at the environment and the cache.
 
@@ -202,6 +252,8 @@ def find_inception_weights(path: str | os.PathLike[str] | None = None) -> Path |
 
     Raises:
         FileNotFoundError: ``path``, or the environment variable, names no existing file.
+        ValueError: the cache holds the file but its SHA-256 does not start with the published
+            prefix (naming the file and both hashes).
     """
     if path is not None:
         return _existing_file(Path(path).expanduser(), f"`path` = {os.fspath(path)!r}")
@@ -210,8 +262,36 @@ def find_inception_weights(path: str | os.PathLike[str] | None = None) -> Path |
         return _existing_file(
             Path(from_env).expanduser(), f"${INCEPTION_WEIGHTS_ENV} = {from_env!r}"
         )
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
-    return cached if cached.is_file() else None
+    cached = _cache_file()
+    if not cached.is_file():
+        return None
+    _check_cache_hash(cached)
+    return cached
+
+
+def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    """The tensors of a weights file, unpickled with ``weights_only=True`` (hash-checked if cached).
+
+    The bytes are read once, so the ones checked are the ones unpickled.
+    """
+    data = path.read_bytes()
+    if _is_cache_file(path):
+        _check_cache_hash(path, data)
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle.UnpicklingError, RuntimeError, EOFError, ...
+        raise ValueError(
+            f"cannot read Inception weights from {path} with torch.load(weights_only=True), "
+            f"which unpickles tensors and plain containers only: {error}"
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(key, str) and isinstance(value, Tensor) for key, value in state.items()
+    ):
+        raise ValueError(
+            f"{path} holds a {type(state).__name__}, not a state dict (names to tensors) of "
+            f"torch-fidelity's Inception-v3 ({INCEPTION_WEIGHTS_FILE})"
+        )
+    return state
 
 
 class InceptionFeatures(nn.Module):
@@ -273,12 +353,12 @@ class InceptionFeatures(nn.Module):
 def load_inception(path: str | os.PathLike[str] | None = None) -> InceptionFeatures:
     """Builds the FID Inception from a local weights file (on the CPU, in evaluation mode).
 
-    The file is found by :func:`find_inception_weights` and read by torch-fidelity itself
-    (``feature_extractor_weights_path``): given a path, its extractor calls ``torch.load`` on it
-    and never ``load_state_dict_from_url``. torch-fidelity unpickles the file with
-    ``weights_only=False``, so only point this at a file from a trusted source (torch-fidelity's
-    release, see ``INCEPTION_WEIGHTS_URL``; ``6726825d`` in its name is the start of its
-    SHA-256).
+    The file is found by :func:`find_inception_weights` and unpickled here with
+    ``torch.load(weights_only=True)``, so it can hold tensors and plain containers only, never
+    code. A file in torch-fidelity's download cache, however it is named, is loaded only if its
+    SHA-256 starts with the published ``6726825d`` (see :func:`find_inception_weights`), checked
+    on the bytes that are then unpickled. torch-fidelity's extractor, which would unpickle with
+    ``weights_only=False``, is handed these tensors saved again in memory, never the file.
 
     Args:
         path: the weights file; ``None`` looks at ``$AWARE3D_INCEPTION_WEIGHTS`` and at
@@ -289,29 +369,33 @@ def load_inception(path: str | os.PathLike[str] | None = None) -> InceptionFeatu
 
     Raises:
         FileNotFoundError: no weights file is found (the message says where to put one).
-        ValueError: the file is not a state dict of this network (missing or unexpected keys,
-            wrong shapes, not a PyTorch file).
+        ValueError: naming the file, when it is not a state dict of tensors of this network
+            (missing or unexpected keys, wrong shapes, not a PyTorch file, objects that
+            ``weights_only=True`` refuses), or when it is in torch-fidelity's cache and its
+            SHA-256 does not start with the published prefix.
         ModuleNotFoundError: torch-fidelity is not installed.
     """
     found = find_inception_weights(path)
     if found is None:
         raise FileNotFoundError(
             f"no Inception weights found: pass a path, set ${INCEPTION_WEIGHTS_ENV}, or put "
-            f"{INCEPTION_WEIGHTS_FILE} in {Path(torch.hub.get_dir()) / 'checkpoints'}; they are "
-            f"never downloaded here, fetch them from {INCEPTION_WEIGHTS_URL}"
+            f"{INCEPTION_WEIGHTS_FILE} in {_cache_file().parent}; they are never downloaded "
+            f"here, fetch them from {INCEPTION_WEIGHTS_URL}"
         )
+    state = _read_state_dict(found)
     extractor_class = _fidelity_inception_class()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
     try:
         extractor = extractor_class(
-            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(found)
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=buffer
         )
-    except (RuntimeError, TypeError, ValueError, EOFError, OSError) as error:
+    except (RuntimeError, TypeError, ValueError) as error:
         raise ValueError(
             f"{found} is not a state dict of torch-fidelity's Inception-v3 "
             f"({INCEPTION_WEIGHTS_FILE}): {error}"
         ) from error
-    except Exception as error:  # e.g. pickle.UnpicklingError from a file that is no pickle
-        raise ValueError(f"cannot read Inception weights from {found}: {error!r}") from error
     return InceptionFeatures(extractor)
 
 
