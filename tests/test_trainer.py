@@ -302,8 +302,10 @@ def _log(run: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_resuming_two_plus_two_steps_is_bit_identical_to_four(tmp_path):
-    every_2 = ("--set", "checkpoint_kimg=0.008", "--set", "augment=color,translation,cutout")
+@pytest.mark.parametrize("model", ["demo", "gsgan", "ballgan"])
+def test_resuming_two_plus_two_steps_is_bit_identical_to_four(tmp_path, model):
+    every_2 = ("--set", "checkpoint_kimg=0.008", "--set", "augment=color,translation,cutout",
+               "--set", f"demo_model={model}")  # fmt: skip
     run_train("--out", str(tmp_path / "straight"), "--steps", "4", *every_2)
     run_train("--out", str(tmp_path / "resumed"), "--steps", "2", *every_2)
     assert checkpoints.find_latest_checkpoint(tmp_path / "resumed").name == "step-00000002"
@@ -330,8 +332,9 @@ def test_resuming_two_plus_two_steps_is_bit_identical_to_four(tmp_path):
         (tmp_path / "resumed" / "checkpoints" / "step-00000004" / "config.json").read_text()
     )
     assert config_from_json(config)[1] == tiny_demo(
-        "steps=4", "checkpoint_kimg=0.008", "augment=color,translation,cutout"
-    )
+        "steps=4", "checkpoint_kimg=0.008", "augment=color,translation,cutout",
+        f"demo_model={model}",
+    )  # fmt: skip
 
 
 @pytest.mark.slow

@@ -120,6 +120,8 @@ class RealBatches:
         self.batch = batch
         self.resolution = resolution
         self.workers = workers
+        self.seed = seed
+        self.rank = rank
         self.sampler = DistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
         )
@@ -136,10 +138,16 @@ class RealBatches:
         epoch, skip = self.position
         self.sampler.set_epoch(epoch)
         indices = list(self.sampler)[skip * self.batch : self.batches_per_epoch * self.batch]
+        # The loader's own generator (a function of seed, rank, epoch and position) seeds its
+        # workers; without it, making an iterator draws from torch's global stream, which a
+        # resumed run would then draw at another step than the run it continues.
+        seeds = torch.Generator().manual_seed(
+            self.seed * 1_000_003 + 7_919 * self.rank + 104_729 * epoch + skip
+        )
         loader = DataLoader(
             self.dataset, batch_size=self.batch, sampler=_ListSampler(indices), drop_last=True,
             num_workers=self.workers, collate_fn=EG3DDataset.collate,
-            persistent_workers=False,
+            persistent_workers=False, generator=seeds,
         )  # fmt: skip
         self._iterator = iter(loader)
 
