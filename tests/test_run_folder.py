@@ -192,3 +192,19 @@ def test_the_checkpoint_records_its_files_and_data(tmp_path):
     data = state["run"]["data"]
     assert data["kind"] == "SyntheticScenes" and data["items"] == 8 and data["resolution"] == 16
     assert len(data["fingerprint"]) == 64
+
+
+def test_cameras_outside_the_background_sphere_are_refused_before_the_first_step(tmp_path):
+    from aware3d.models import DemoGenerator
+    from aware3d.nn import small_decoder
+
+    torch.manual_seed(0)
+    generator = DemoGenerator(16, 16, small_decoder(16, num_levels=2), background_radius=2.5)
+    discriminator = CameraConditionedDiscriminator(16, 3, channel_base=256, channel_max=16,
+                                                   embed_dim=8)  # fmt: skip
+    pattern = r"64 of 64 `fake cameras` are not strictly inside the background sphere of radius 2.5"
+    with pytest.raises(ValueError, match=pattern):
+        fit(generator, discriminator, _data(scenes=32), GANLoss(), out=tmp_path / "run", steps=2,
+            batch=4, tensorboard=False, progress=False)  # fmt: skip
+    assert not checkpoints.list_checkpoints(tmp_path / "run")
+    assert not (tmp_path / "run" / "log.jsonl").exists()  # refused before anything was logged

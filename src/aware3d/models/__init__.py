@@ -30,6 +30,7 @@ from aware3d.models.gsgan import (
 from aware3d.models.protocol import (
     GeneratorOutput,
     GeneratorProtocol,
+    SupportsCameraCheck,
     SupportsPLYExport,
     check_generator,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "GSGANOutput",
     "GeneratorOutput",
     "GeneratorProtocol",
+    "SupportsCameraCheck",
     "SupportsPLYExport",
     "ballgan_ffhq256",
     "ballgan_small",

@@ -217,6 +217,16 @@ class BallGANGenerator(nn.Module):
             images, features[..., :3], composite, render, planes, ws, ws_background
         )
 
+    def check_cameras(self, cameras: Cameras, name: str = "cameras") -> None:
+        """Refuses cameras outside the background sphere the rays leave through.
+
+        Raises:
+            ValueError: see :meth:`~aware3d.nn.SphericalBackground.check_cameras`.
+        """
+        background = self.renderer.background
+        if isinstance(background, SphericalBackground):
+            background.check_cameras(cameras, name)
+
     def regularizers(self, out: BallGANOutput) -> dict[str, Tensor]:
         """The generator's regularisation terms of ``out``.
 

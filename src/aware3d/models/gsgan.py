@@ -156,6 +156,15 @@ class GSGANGenerator(nn.Module):
             composite = composite_splat(splat.features, splat.alpha, bg, splat.depth, bg_depth)
         return GSGANOutput(composite.image, composite, splat, gaussians, ws)
 
+    def check_cameras(self, cameras: Cameras, name: str = "cameras") -> None:
+        """Refuses cameras outside the background sphere (GSGAN's background Gaussians take any).
+
+        Raises:
+            ValueError: see :meth:`~aware3d.nn.SphericalBackground.check_cameras`.
+        """
+        if isinstance(self.background, SphericalBackground):
+            self.background.check_cameras(cameras, name)
+
     def regularizers(self, out: GSGANOutput) -> dict[str, Tensor]:
         """The generator's regularisation terms of ``out`` (means over the batch).
 

@@ -21,6 +21,7 @@ from aware3d.cameras import Cameras
 __all__ = [
     "GeneratorOutput",
     "GeneratorProtocol",
+    "SupportsCameraCheck",
     "SupportsPLYExport",
     "check_generator",
 ]
@@ -120,6 +121,20 @@ class SupportsPLYExport(Protocol):
 
     def export_ply(self, out: Any, path: Path) -> Path:
         """Writes scene 0 of the output ``out`` as a PLY file at ``path``; returns ``path``."""
+        ...
+
+
+@runtime_checkable
+class SupportsCameraCheck(Protocol):
+    """A generator that can say up front whether it can render from given cameras.
+
+    :func:`~aware3d.training.fit` calls it on every camera it will render from (the fake
+    cameras and the data's) before the first step, so that a data set whose cameras lie outside
+    the background sphere fails at once, not at the first image grid hours later.
+    """
+
+    def check_cameras(self, cameras: Cameras, name: str = "cameras") -> None:
+        """Raises ``ValueError`` (naming ``name``) if it cannot render from ``cameras``."""
         ...
 
 

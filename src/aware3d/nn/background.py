@@ -134,6 +134,29 @@ class SphericalBackground(nn.Module):
             hidden, feature_dim, w_dim, demodulate=False, leaky_relu=False
         )
 
+    def check_cameras(self, cameras: Cameras, name: str = "cameras") -> None:
+        """Refuses cameras that are not strictly inside the sphere (always; one host sync).
+
+        Meant for where cameras enter (a data set's labels, a pose sampler), before any rendering:
+        the render-time check runs only while value checks are on, and training turns them off.
+
+        Raises:
+            ValueError: naming ``name``, how many cameras are outside, the farthest one's
+                distance from the centre and the radius.
+        """
+        if not isinstance(cameras, Cameras):
+            raise TypeError(f"`{name}` must be Cameras, got {type(cameras).__name__}")
+        distances = cameras.centers.detach().reshape(-1, 3).double().norm(dim=-1)
+        outside = ~(distances < self.radius)
+        if bool(outside.any()):
+            farthest = int(distances.argmax())
+            raise ValueError(
+                f"{int(outside.sum())} of {distances.numel()} `{name}` are not strictly inside "
+                f"the background sphere of radius {self.radius:g} (the farthest, camera "
+                f"{farthest}, is {float(distances[farthest]):.4g} from the centre); bring the "
+                f"cameras inside (EG3D's sit at 2.7) or build the background with a larger radius"
+            )
+
     def _check_w(self, w: Tensor) -> None:
         if not isinstance(w, Tensor) or not w.is_floating_point():
             raise TypeError(

@@ -42,7 +42,7 @@ from aware3d._io import atomic_write_text
 from aware3d._validation import check_nonnegative_int, check_positive_int
 from aware3d.cameras import Cameras
 from aware3d.data.eg3d import EG3DItem
-from aware3d.models.protocol import check_generator
+from aware3d.models.protocol import SupportsCameraCheck, check_generator
 from aware3d.training import run_checkpoints as checkpoints
 from aware3d.training.data import DataPosition, RealBatches, data_identity, dataset_labels
 from aware3d.training.distributed import (
@@ -407,6 +407,11 @@ def _fit(
     gen = check_generator(generator)
     labels_all = (dataset_labels(data) if fake_labels is None else fake_labels).to(ctx.device)
     cameras_all = Cameras.from_eg3d_labels(labels_all[:, None])  # validated once, here
+    if isinstance(generator, SupportsCameraCheck):  # before any work, not at the first grid
+        generator.check_cameras(cameras_all, "fake cameras")
+        if fake_labels is not None:
+            data_cameras = Cameras.from_eg3d_labels(dataset_labels(data)[:, None])
+            generator.check_cameras(data_cameras, "data cameras")
     generator.to(ctx.device)
     discriminator.to(ctx.device)
     if optimizers is None:
