@@ -11,7 +11,6 @@ Conventions (``docs/pages/conventions.md``):
 * Pixel centres are at +0.5.
 """
 
-import contextlib
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -21,6 +20,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from aware3d._checked import checked
+from aware3d._precision import autocast_off, geometry_dtype
 from aware3d._validation import (
     check_finite,
     check_float_dtype,
@@ -54,23 +54,6 @@ def _rigidity_tolerance(dtype: torch.dtype) -> float:
     for float32 and float64, ``3.9e-3`` for float16 and ``3.1e-2`` for bfloat16.
     """
     return max(_ORTHONORMAL_TOL, 4 * torch.finfo(dtype).eps)
-
-
-def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
-    """A context with ``torch.autocast`` disabled on ``device`` (a no-op where it has none)."""
-    if torch.amp.is_autocast_available(device.type):
-        return torch.autocast(device.type, enabled=False)
-    return contextlib.nullcontext()
-
-
-def _autocast_enabled(device: torch.device) -> bool:
-    """Whether ``torch.autocast`` is on for ``device``."""
-    return torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type)
-
-
-def _geometry_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype camera geometry is computed in: float32 at least (half precision rounds once)."""
-    return torch.promote_types(dtype, torch.float32)
 
 
 class Rays(NamedTuple):
@@ -286,8 +269,8 @@ class Cameras:
 
         In the cameras' dtype, computed in float32 at least and with ``torch.autocast`` off.
         """
-        cam2world = self.cam2world.to(_geometry_dtype(self.dtype))
-        with _autocast_off(self.device):
+        cam2world = self.cam2world.to(geometry_dtype(self.dtype))
+        with autocast_off(self.device):
             rotation_t = cam2world[..., :3, :3].transpose(-1, -2)
             top = torch.cat([rotation_t, -rotation_t @ cam2world[..., :3, 3:]], dim=-1)
         bottom = torch.zeros_like(cam2world[..., 3:, :])
@@ -324,7 +307,7 @@ class Cameras:
         """
         check_positive_int("width", width)
         check_positive_int("height", height)
-        dtype = _geometry_dtype(self.dtype)
+        dtype = geometry_dtype(self.dtype)
         intrinsics, cam2world = self.intrinsics.to(dtype), self.cam2world.to(dtype)
         kwargs = {"dtype": dtype, "device": self.device}
         u = (torch.arange(width, **kwargs) + 0.5) / width
@@ -337,7 +320,7 @@ class Cameras:
         y = ((v[:, None] - cy) / fy).expand(*self.shape, height, width)
         dirs_cam = torch.stack([x, y, torch.ones_like(x)], dim=-1)
         rotation = cam2world[..., None, None, :3, :3]
-        with _autocast_off(self.device):
+        with autocast_off(self.device):
             dirs = (rotation @ dirs_cam[..., None])[..., 0]
         dirs = (dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)).to(self.dtype)
         origins = self.centers[..., None, None, :].expand_as(dirs)
@@ -530,7 +513,7 @@ def look_at(
             values, a target equal to its origin, or a viewing direction parallel to ``up``.
     """
     dtype = origins.dtype
-    origins = origins.to(_geometry_dtype(dtype))
+    origins = origins.to(geometry_dtype(dtype))
     targets_t = _as_points("targets", targets, origins.dtype, origins.device)
     up_t = _as_point("up", up, origins.dtype, origins.device)
     try:
@@ -577,7 +560,7 @@ def _angles(
     # draw where the generator lives (so a CPU generator gives the same poses on every device)
     source = generator.device if generator is not None else device
     noise = torch.randn(n, 1, generator=generator, device=source, dtype=dtype)
-    return noise.to(device, _geometry_dtype(dtype)) * stddev + mean
+    return noise.to(device, geometry_dtype(dtype)) * stddev + mean
 
 
 def _eg3d_origins(horizontal: Tensor, vertical: Tensor, radius: float) -> Tensor:
@@ -643,7 +626,7 @@ def sample_look_at_poses(
     _check_sampler_args(
         (horizontal_mean, vertical_mean), (horizontal_stddev, vertical_stddev), radius, n, dtype
     )
-    target = _as_point("lookat", lookat, _geometry_dtype(dtype), device)
+    target = _as_point("lookat", lookat, geometry_dtype(dtype), device)
     check_finite(lookat=target)
     h = _angles(horizontal_mean, horizontal_stddev, n, generator, device, dtype)
     v = _angles(vertical_mean, vertical_stddev, n, generator, device, dtype)
@@ -731,7 +714,7 @@ def orbit(
         check_number("horizontal_amplitude", horizontal_amplitude)
     check_number("vertical_amplitude", vertical_amplitude)
     check_float_dtype("dtype", dtype)
-    target = _as_point("lookat", lookat, _geometry_dtype(dtype), device)
+    target = _as_point("lookat", lookat, geometry_dtype(dtype), device)
     check_finite(lookat=target)
     phase = 2 * math.pi * torch.arange(n, dtype=torch.float64, device=device) / n
     if horizontal_amplitude is None:
@@ -739,6 +722,6 @@ def orbit(
     else:
         h = math.pi / 2 + float(horizontal_amplitude) * torch.sin(phase)
     v = vertical + float(vertical_amplitude) * torch.cos(phase)
-    geometry = _geometry_dtype(dtype)
+    geometry = geometry_dtype(dtype)
     origins = _eg3d_origins(h[:, None].to(geometry), v[:, None].to(geometry), radius)
     return look_at(origins, target).to(dtype)

@@ -31,6 +31,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from aware3d._checked import checked
+from aware3d._precision import autocast_enabled, autocast_off
 from aware3d._validation import (
     check_values,
     finite_checks,
@@ -38,7 +39,6 @@ from aware3d._validation import (
     sorted_check,
     value_checks_enabled,
 )
-from aware3d.cameras import _autocast_enabled, _autocast_off
 
 __all__ = [
     "CompositeResult",
@@ -109,7 +109,7 @@ def _compute_dtype(**tensors: Tensor | None) -> torch.dtype:
     """
     present = [(name, value) for name, value in tensors.items() if value is not None]
     first_name, first = present[0]
-    if not _autocast_enabled(first.device):
+    if not autocast_enabled(first.device):
         for name, value in present[1:]:
             if value.dtype != first.dtype:
                 raise ValueError(
@@ -179,7 +179,7 @@ def volume_weights(
     dtype = _compute_dtype(sigmas=sigmas, t_edges=t_edges)
     if value_checks_enabled():
         check_values(_volume_checks(sigmas, t_edges))
-    with _autocast_off(sigmas.device):
+    with autocast_off(sigmas.device):
         return _volume_weights(sigmas.to(dtype), t_edges.to(dtype))
 
 
@@ -225,7 +225,7 @@ def composite_volume(
             _volume_checks(sigmas, t_edges)
             + finite_checks(features=features, bg_features=bg_features, bg_depth=bg_depth)
         )
-    with _autocast_off(sigmas.device):
+    with autocast_off(sigmas.device):
         sigmas, features, t_edges = sigmas.to(dtype), features.to(dtype), t_edges.to(dtype)
         weights, _, t_bg = _volume_weights(sigmas, t_edges)
         t_bg = t_bg[..., None]
@@ -281,7 +281,7 @@ def composite_splat(
             alpha=alpha, features=features, bg_features=bg_features, depth=depth, bg_depth=bg_depth
         )
         check_values([*finite, range_check("alpha", alpha, 0.0, 1.0, what="accumulated opacity")])
-    with _autocast_off(alpha.device):
+    with autocast_off(alpha.device):
         alpha = alpha.to(dtype)
         t_bg = 1.0 - alpha
         image = features.to(dtype) + t_bg * bg_features.to(dtype)

@@ -21,8 +21,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from aware3d._checked import checked
+from aware3d._precision import autocast_enabled, autocast_off
 from aware3d._validation import check_number, check_positive_int, check_shape
-from aware3d.cameras import _autocast_enabled, _autocast_off
 from aware3d.functional.compositing import VolumeSamples, _volume_weights
 from aware3d.functional.sampling import sample_importance_eg3d, sample_stratified
 
@@ -111,7 +111,7 @@ def _evaluate(field: Field, origins: Tensor, dirs: Tensor, t: Tensor) -> RaySamp
     raw, features = field(points.reshape(batch, rays * count, 3))
     check_shape("field's densities", raw, (batch, rays * count))
     check_shape("field's features", features, (batch, rays * count, None))
-    if _autocast_enabled(t.device):  # a network's bfloat16 outputs beside float32 distances
+    if autocast_enabled(t.device):  # a network's bfloat16 outputs beside float32 distances
         raw, features = raw.to(t.dtype), features.to(t.dtype)
     return RaySamples(t, raw.reshape(batch, rays, count), features.reshape(batch, rays, count, -1))
 
@@ -186,10 +186,10 @@ def sample_coarse_fine(
     flat_o, flat_d = origins.reshape(batch, -1, 3), dirs.reshape(batch, -1, 3)
     flat_near, flat_far = near.reshape(batch, -1), far.reshape(batch, -1)
     options = {"deterministic": deterministic, "generator": generator}
-    with _autocast_off(origins.device):
+    with autocast_off(origins.device):
         t_coarse = sample_stratified(flat_near, flat_far, num_coarse, space=space, **options)
     coarse = _evaluate(field, flat_o, flat_d, t_coarse)
-    with _autocast_off(origins.device):
+    with autocast_off(origins.device):
         intervals = midpoint_volume_samples(*coarse, density_offset=density_offset)
         weights = _volume_weights(intervals.sigmas.detach(), intervals.t_edges).weights
         t_fine = sample_importance_eg3d(t_coarse, weights, num_fine, **options)

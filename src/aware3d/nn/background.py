@@ -9,6 +9,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from aware3d._checked import checked
+from aware3d._precision import autocast_enabled, autocast_off
 from aware3d._validation import (
     check_choice,
     check_float_dtype,
@@ -23,7 +24,7 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
-from aware3d.cameras import Cameras, _autocast_enabled, _autocast_off
+from aware3d.cameras import Cameras
 from aware3d.functional.encoding import (
     fourier_feature_dim,
     fourier_features,
@@ -188,7 +189,7 @@ class SphericalBackground(nn.Module):
                 f"`dirs` has dtype {dirs.dtype} but `origins` has {origins.dtype}; convert them "
                 "to one dtype"
             )
-        if w.dtype != origins.dtype and not _autocast_enabled(origins.device):
+        if w.dtype != origins.dtype and not autocast_enabled(origins.device):
             raise ValueError(
                 f"`w` has dtype {w.dtype} but `origins` has {origins.dtype}; convert them to one "
                 "dtype, or run under torch.autocast"
@@ -233,7 +234,7 @@ class SphericalBackground(nn.Module):
         """
         self._check_w(w)
         self._check_rays(origins, dirs, w)
-        with _autocast_off(origins.device):
+        with autocast_off(origins.device):
             t_bg = ray_sphere_exit(origins, dirs, self.radius)
             points = origins + t_bg[..., None] * dirs
             # |p| = R up to round-off; normalising makes the input exactly a unit direction (the
@@ -265,7 +266,7 @@ class SphericalBackground(nn.Module):
         if not isinstance(cameras, Cameras):
             raise TypeError(f"`cameras` must be Cameras, got {type(cameras).__name__}")
         self._check_w(w)
-        if cameras.dtype != w.dtype and not _autocast_enabled(w.device):
+        if cameras.dtype != w.dtype and not autocast_enabled(w.device):
             raise ValueError(
                 f"`cameras` have dtype {cameras.dtype} but `w` has {w.dtype}; convert one of "
                 "them, or run under torch.autocast"

@@ -39,6 +39,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from aware3d._checked import checked
+from aware3d._precision import autocast_off
 from aware3d._validation import (
     check_module_device,
     check_module_dtype,
@@ -50,7 +51,6 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
-from aware3d.cameras import _autocast_off
 from aware3d.functional.hierarchy import HierarchyNodes, _densify, normalize_quaternion
 from aware3d.gaussians import Gaussians
 from aware3d.nn.layers import ModulatedLinear
@@ -197,7 +197,7 @@ class GaussianBackground(nn.Module):
         w = w.to(dtype)
         batch, count, k = w.shape[0], self.num_points, self.num_children
         points = self.points.expand(batch, count, 3)
-        with _autocast_off(w.device):
+        with autocast_off(w.device):
             encoded = torch.sin(self.encoding(points))
         h = self.parent_block(encoded, w)
         parent = {name: value.to(dtype) for name, value in self.parent_heads(h, w).items()}
@@ -206,7 +206,7 @@ class GaussianBackground(nn.Module):
             batch, count * k, self.hidden
         )
         child = self.child_heads(self.child_block(h_child, w), w)
-        with _autocast_off(w.device):
+        with autocast_off(w.device):
             return self._gaussians(points, parent, {n: v.to(dtype) for n, v in child.items()})
 
     def _gaussians(

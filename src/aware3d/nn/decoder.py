@@ -40,6 +40,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from aware3d._precision import autocast_enabled, autocast_off
 from aware3d._validation import (
     check_bool,
     check_choice,
@@ -55,7 +56,7 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
-from aware3d.cameras import FFHQ_FOCAL, FFHQ_RADIUS, _autocast_enabled, _autocast_off
+from aware3d.cameras import FFHQ_FOCAL, FFHQ_RADIUS
 from aware3d.functional.hierarchy import (
     GaussianHierarchy,
     HierarchyNodes,
@@ -374,7 +375,7 @@ class _TokenDecoder(nn.Module):
                 )
             if not isinstance(camera_forward, Tensor) or not (
                 camera_forward.dtype == ws.dtype
-                or (camera_forward.is_floating_point() and _autocast_enabled(ws.device))
+                or (camera_forward.is_floating_point() and autocast_enabled(ws.device))
             ):
                 raise TypeError(f"`camera_forward` must be a tensor of dtype {ws.dtype}")
             check_shape("camera_forward", camera_forward, (ws.shape[0], 3))
@@ -440,7 +441,7 @@ class _TokenDecoder(nn.Module):
             raw_anchor, raw_gaussian = self.trunk.heads(level, tokens, ws, camera)
             if raw_anchor is not None:
                 raw_anchor = _as_dtype(raw_anchor, dtype)
-            with _autocast_off(ws.device):
+            with autocast_off(ws.device):
                 gaussian, next_anchor = self._level_nodes(
                     level, root, anchor, raw_anchor, _as_dtype(raw_gaussian, dtype)
                 )
@@ -450,7 +451,7 @@ class _TokenDecoder(nn.Module):
                 anchors.append(anchor)
             parents.append(self._parent_index(level, self.level_sizes[level], ws.device))
         levels = self.gaussian_levels.to(ws.device).clone()
-        with _autocast_off(ws.device):
+        with autocast_off(ws.device):
             merged = HierarchyNodes(
                 *(torch.cat([getattr(n, f) for n in nodes], dim=1) for f in HierarchyNodes._fields)
             )

@@ -8,6 +8,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from aware3d._checked import checked
+from aware3d._precision import autocast_off
 from aware3d._validation import (
     check_bool,
     check_choice,
@@ -19,7 +20,6 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
-from aware3d.cameras import _autocast_off
 from aware3d.nn.layers import NOISE_MODES, SynthesisBlock
 
 __all__ = ["SuperResolution", "dual_discriminator_input", "eg3d_superresolution"]
@@ -170,7 +170,7 @@ class SuperResolution(nn.Module):
             check_values(finite_checks(features=features, ws=ws))
         dtype = next(self.parameters()).dtype
         features, ws = features.to(dtype), ws.to(dtype)
-        with _autocast_off(features.device):
+        with autocast_off(features.device):
             size = (self.input_resolution, self.input_resolution)
             if tuple(features.shape[2:]) != size:
                 features = F.interpolate(

@@ -8,6 +8,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from aware3d._checked import checked
+from aware3d._precision import autocast_off
 from aware3d._validation import (
     check_bool,
     check_choice,
@@ -20,7 +21,6 @@ from aware3d._validation import (
     finite_checks,
     value_checks_enabled,
 )
-from aware3d.cameras import _autocast_off
 from aware3d.nn.layers import NOISE_MODES, EqualizedLinear, SynthesisBlock
 
 __all__ = [
@@ -152,7 +152,7 @@ class TriplaneGenerator(nn.Module):
             check_values(finite_checks(ws=ws))
         ws = ws.to(next(self.parameters()).dtype)
         x = image = None
-        with _autocast_off(ws.device):
+        with autocast_off(ws.device):
             for block, (start, size) in zip(self.blocks, self.block_ws, strict=True):
                 block_ws = ws[:, start : start + size]
                 x, image = block(x, image, block_ws, noise_mode=noise_mode, generator=generator)
