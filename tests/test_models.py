@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from aware3d import Cameras, look_at
+from aware3d import Cameras, Gaussians, look_at
+from aware3d.functional.splat import rasterize
 from aware3d.models import (
     BallGANGenerator,
     GSGANGenerator,
@@ -13,6 +14,7 @@ from aware3d.models import (
     gsgan_small,
 )
 from aware3d.nn import GaussianBackground, MappingNetwork, SphericalBackground, small_decoder
+from aware3d.nn.decoder import SH_C0
 from aware3d.recipes import RECIPES, DemoRecipe, train
 
 
@@ -42,8 +44,76 @@ def test_gsgan_generator_renders_and_backpropagates(background):
     loss = out.images.square().mean() + g.regularizers(out)["distortion"]
     loss.backward()
     assert torch.isfinite(loss) and finite_grads(g)
-    if background == "gaussians":  # rasterized in one pass, black where nothing covers a pixel
-        torch.testing.assert_close(out.images, out.splat.features)
+    assert out.images is out.composite.image  # unactivated features are image values
+    if background == "gaussians":  # rasterized in one pass, black (-1) where nothing covers
+        torch.testing.assert_close(out.images, out.splat.features - (1 - out.splat.alpha))
+
+
+def sh0_generator(background):
+    """A tiny generator with GSGAN's colour activation (``max(0, C0 c + 0.5)``)."""
+    decoder = small_decoder(16, num_levels=1, num_initial=8, color_activation="sh0")
+    mapping = MappingNetwork(16, 16, decoder.num_ws + 1, num_layers=1)
+    return GSGANGenerator(mapping, decoder, background)
+
+
+def test_gsgan_images_are_in_gsgans_range(monkeypatch):
+    """GSGAN renders colours in [0, inf) and maps the image by ``x / 0.5 - 1`` (#22): an opaque
+    black Gaussian over the whole view is -1, as black is in the real images."""
+    torch.manual_seed(0)
+    g = sh0_generator(SphericalBackground(16, hidden=8, num_layers=1, num_freqs=1))
+    black = Gaussians(
+        means=torch.tensor([[[0.0, 0.0, 0.2]]]), quats=torch.tensor([[[1.0, 0.0, 0.0, 0.0]]]),
+        scales=torch.full((1, 1, 3), 1.0), opacities=torch.ones(1, 1),
+        features=torch.zeros(1, 1, 3),  # GSGAN's black: raw colours <= -0.5 / C0
+    )  # fmt: skip
+    monkeypatch.setattr(g.decoder, "forward", lambda ws, camera=None: black)
+    with torch.no_grad():
+        out = g(torch.randn(1, 16), cameras(batch=1), 8, 8)
+    assert (out.composite.opacity[0, 0, 3:5, 3:5] > 0.99).all()
+    centre = out.images[0, 0, 3:5, 3:5]
+    torch.testing.assert_close(centre, torch.full_like(centre, -1.0), atol=0.02, rtol=0)
+    # the composited colours stay in GSGAN's colour space, the image is 2 x - 1 of them
+    torch.testing.assert_close(out.images, 2 * out.composite.image - 1)
+    assert g.colour_range == (0.0, 1.0)
+
+
+def test_ply_export_maps_the_colour_range_to_the_viewers(tmp_path):
+    """SH-0 colours are clamped to [0, 1], shown as they are; image values [-1, 1] to [0, 1]."""
+    torch.manual_seed(0)
+    for g, colours, shown in (
+        (sh0_generator(SphericalBackground(16, hidden=8, num_layers=1, num_freqs=1)),
+         [0.0, 0.5, 1.7], [0.0, 0.5, 1.0]),
+        (gsgan_small(16, num_levels=1), [-1.0, 0.0, 1.5], [0.0, 0.5, 1.0]),
+    ):  # fmt: skip
+        with torch.no_grad():
+            out = g(torch.randn(1, 16), cameras(batch=1), 8, 8)
+        out.gaussians.features[0, 0] = torch.tensor(colours)
+        loaded = Gaussians.load_ply(g.export_ply(out, tmp_path / "sample.ply"))
+        torch.testing.assert_close(loaded.features[0, 0], torch.tensor(shown), atol=1e-5, rtol=0)
+
+
+def test_background_gaussians_pass_the_foregrounds_colour_activation(monkeypatch):
+    """GSGAN rasterizes its background Gaussians in the foreground's pass, through the same
+    SH-0 colour ``max(0, C0 c + 0.5)`` (#22); pixels nothing covers are black (-1)."""
+    torch.manual_seed(0)
+    g = sh0_generator(GaussianBackground(16, num_points=20, children=2, hidden=8))
+    seen = []
+
+    def spy(scene, *args, **kwargs):
+        seen.append(scene)
+        return rasterize(scene, *args, **kwargs)
+
+    monkeypatch.setattr("aware3d.models.gsgan.rasterize", spy)
+    with torch.no_grad():
+        out = g(torch.randn(2, 16), cameras(batch=2), 8, 8)
+        raw = g.background(out.ws[:, -1]).features
+    assert raw.min() < -0.5 / SH_C0  # some raw colours are below the activation's zero
+    (scene,) = seen
+    rendered = scene.features[:, -g.background.num_gaussians :]
+    torch.testing.assert_close(rendered, (SH_C0 * raw + 0.5).clamp_min(0.0))
+    empty = out.composite.opacity[..., 0] < 1e-6
+    assert empty.any()
+    torch.testing.assert_close(out.images[empty], torch.full_like(out.images[empty], -1.0))
 
 
 def test_gsgan_generator_rejects_mismatched_parts():
@@ -98,6 +168,8 @@ def test_real_images_for_the_dual_discriminator():
 def test_released_configurations_build():
     gsgan = gsgan_ffhq256()
     assert gsgan.mapping.num_ws == gsgan.decoder.num_ws + 1 == 17
+    assert gsgan.colour_range == (0.0, 1.0)  # SH-0 colours, images 2 x - 1
+    assert gsgan.background.output_activation == "sigmoid"  # the sphere's colours in [0, 1]
     assert isinstance(gsgan_ffhq256("gaussians").background, GaussianBackground)
     ballgan = ballgan_ffhq256()
     assert isinstance(ballgan, BallGANGenerator)

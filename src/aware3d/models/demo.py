@@ -5,7 +5,9 @@
 ``SphericalBackground``, over which the foreground is composited at unit occupancy. It is
 :class:`~aware3d.models.GSGANGenerator` (returning a :class:`~aware3d.models.GSGANOutput`) built
 from a small decoder, an unconditioned mapping network and a smooth background, plus
-:meth:`DemoGenerator.hierarchy` for the figures.
+:meth:`DemoGenerator.hierarchy` for the figures. The small decoder's colours are not activated:
+features, background and composite are image values in [-1, 1] and the image is the composite
+itself (:attr:`~aware3d.models.GSGANGenerator.colour_range` ``(-1, 1)``).
 """
 
 from jaxtyping import Float

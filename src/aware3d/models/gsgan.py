@@ -4,9 +4,20 @@
 the last style vector drives the background, either
 
 * BallGAN's sphere (:class:`~aware3d.nn.SphericalBackground`): the splatted foreground is
-  composited over it with occupancy 1 (``image = C_fg + (1 - A) f_bg``), or
+  composited over it with occupancy 1 (``x = C_fg + (1 - A) f_bg``), or
 * GSGAN's background Gaussians (:class:`~aware3d.nn.GaussianBackground`): rasterized in the same
-  pass as the foreground, black where nothing covers the pixel, as released.
+  pass as the foreground, through the same colour activation, black where nothing covers the
+  pixel, as released.
+
+Colours. Everything is composited in the decoder's colour space, then mapped to the image in
+[-1, 1] (the real images' range):
+
+* ``color_activation="sh0"`` (GSGAN's networks): a Gaussian's colour is
+  ``max(0, 0.2821 c + 0.5)``, black 0 and white 1; the sphere's features are colours in that
+  space (the FFHQ presets give it BallGAN's sigmoid, range ``(-0.001, 1.001)``); the image is
+  ``2 x - 1`` (GSGAN's ``x / 0.5 - 1``).
+* ``color_activation="identity"`` (the small decoders and the demo): the features are image values
+  already, black -1 and white 1, and the image is the composite ``x`` itself.
 """
 
 from pathlib import Path
@@ -42,9 +53,11 @@ class GSGANOutput(NamedTuple):
     """What :class:`GSGANGenerator` returns: the images and everything the losses need.
 
     Attributes:
-        images: composite images ``[B, C, H, W, 3]``.
-        composite: :class:`~aware3d.functional.CompositeResult` (opacity, ``T_bg`` for the
-            separation loss, depth).
+        images: the images ``[B, C, H, W, 3]`` in [-1, 1], the composite's colours mapped by
+            :meth:`GSGANGenerator.colours_to_image` (``2 x - 1`` for GSGAN's SH-0 colours).
+        composite: :class:`~aware3d.functional.CompositeResult` (its ``image`` the composited
+            colours ``x`` in the decoder's colour space, opacity, ``T_bg`` for the separation
+            loss, depth).
         splat: the rasterizer's output with depth moments (for the splat distortion loss); with
             background Gaussians it holds foreground and background together.
         gaussians: the foreground :class:`~aware3d.Gaussians` (with levels).
@@ -69,6 +82,14 @@ class GSGANGenerator(nn.Module):
             :class:`~aware3d.nn.GaussianBackground`, driven by ``ws[:, -1]``.
         knn_neighbours: ``k`` of GSGAN's k-NN regulariser of the level-0 Gaussians (64 as
             released; at most their count minus one is used).
+
+    Colours: the decoder's colour activation
+    (:meth:`~aware3d.nn.HierarchicalGaussianDecoder.activate_colours`) is applied to the
+    background Gaussians' raw colours as to the foreground's, the composite
+    ``x`` lies in :attr:`colour_range` (black where nothing covers a pixel of the background
+    Gaussians) and the images are :meth:`colours_to_image` of it: ``2 x - 1`` for GSGAN's SH-0
+    colours in ``[0, inf)``, ``x`` for unactivated features (image values already). A sphere's
+    features are composited as colours of that space.
 
     It implements :class:`~aware3d.models.GeneratorProtocol`: ``latent_dim`` is the mapping's
     ``z_dim``, ``c_dim`` its label width, and :meth:`regularizers` returns ``separation``,
@@ -103,6 +124,25 @@ class GSGANGenerator(nn.Module):
         self.c_dim = mapping.c_dim
         #: Channels the discriminator sees.
         self.image_channels = 3
+
+    @property
+    def colour_range(self) -> tuple[float, float]:
+        """``(black, white)`` of the composited colours, mapped to the image's ``(-1, 1)``.
+
+        ``(0, 1)`` for the decoder's ``"sh0"`` activation (GSGAN's colour space), ``(-1, 1)`` for
+        ``"identity"`` (image values).
+        """
+        return (0.0, 1.0) if self.decoder.color_activation == "sh0" else (-1.0, 1.0)
+
+    def colours_to_image(self, colours: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 3"]:
+        """Composited colours ``x`` as image values, :attr:`colour_range` mapped to [-1, 1].
+
+        ``2 x - 1`` (GSGAN's ``x / 0.5 - 1``) for ``"sh0"``; ``x`` itself (the same tensor) for
+        ``"identity"``.
+        """
+        if self.decoder.color_activation == "sh0":
+            return 2 * colours - 1
+        return colours
 
     def _labels(self, cameras: Cameras, c: Tensor | None) -> Tensor | None:
         if self.mapping.c_dim == 0:
@@ -144,9 +184,14 @@ class GSGANGenerator(nn.Module):
             camera_forward = cameras.forward_directions[:, 0].to(ws.dtype)
         gaussians = self.decoder(ws[:, :-1], camera_forward)
         if isinstance(self.background, GaussianBackground):
-            scene = Gaussians.cat([gaussians.without_levels(), self.background(ws[:, -1])])
+            raw = self.background(ws[:, -1])
+            background = Gaussians._trusted(
+                raw.means, raw.quats, raw.scales, raw.opacities,
+                self.decoder.activate_colours(raw.features), raw.levels,
+            )  # fmt: skip
+            scene = Gaussians.cat([gaussians.without_levels(), background])
             splat = rasterize(scene, cameras, width, height, depth_moments=True, backend=backend)
-            black = torch.zeros_like(splat.features)
+            black = torch.full_like(splat.features, self.colour_range[0])
             composite = composite_splat(splat.features, splat.alpha, black, splat.depth)
         else:
             splat = rasterize(
@@ -154,7 +199,8 @@ class GSGANGenerator(nn.Module):
             )
             bg, bg_depth = self.background.render_with_depth(cameras, width, height, ws[:, -1])
             composite = composite_splat(splat.features, splat.alpha, bg, splat.depth, bg_depth)
-        return GSGANOutput(composite.image, composite, splat, gaussians, ws)
+        images = self.colours_to_image(composite.image)
+        return GSGANOutput(images, composite, splat, gaussians, ws)
 
     def check_cameras(self, cameras: Cameras, name: str = "cameras") -> None:
         """Refuses cameras outside the background sphere (GSGAN's background Gaussians take any).
@@ -196,28 +242,36 @@ class GSGANGenerator(nn.Module):
         return real
 
     def export_ply(self, out: GSGANOutput, path: Path) -> Path:
-        """Writes scene 0's foreground Gaussians as a 3DGS PLY (colours from [-1, 1] to [0, 1])."""
+        """Writes scene 0's foreground Gaussians as a 3DGS PLY.
+
+        Colours are clamped to :attr:`colour_range` (black to white; GSGAN's SH-0 colours can
+        exceed 1) and stored with it as ``value_range``: a viewer shows black to white as 0 to 1.
+        """
+        low, high = self.colour_range
         first = out.gaussians[0]
         viewable = Gaussians(
             first.means, first.quats, first.scales, first.opacities,
-            ((first.features + 1) / 2).clamp(0, 1), first.levels,
+            first.features.clamp(low, high), first.levels,
         )  # fmt: skip
-        return viewable.save_ply(path)
+        return viewable.save_ply(path, value_range=(low, high))
 
 
 def _background(kind: str, w_dim: int) -> SphericalBackground | GaussianBackground:
     check_choice("background", kind, ("sphere", "gaussians"))
     if kind == "gaussians":
         return GaussianBackground(w_dim)
-    return SphericalBackground(w_dim, feature_dim=3)
+    # colours in the SH-0 decoder's [0, 1], as BallGAN's sphere gives them
+    return SphericalBackground(w_dim, feature_dim=3, output_activation="sigmoid")
 
 
 def gsgan_ffhq256(background: BackgroundKind = "sphere") -> GSGANGenerator:
     """GSGAN's FFHQ 256 generator.
 
     :func:`~aware3d.nn.gsgan_mapping` (pose-conditioned, depth 2),
-    :func:`~aware3d.nn.gsgan_decoder_256` (GSGAN's released network, 5 levels, 87,296 Gaussians)
-    and BallGAN's sphere (default) or GSGAN's background Gaussians (``background="gaussians"``).
+    :func:`~aware3d.nn.gsgan_decoder_256` (GSGAN's released network, 5 levels, 87,296 Gaussians,
+    SH-0 colours: images ``2 x - 1`` of the composite) and BallGAN's sphere (default; its colours
+    through BallGAN's widened sigmoid) or GSGAN's background Gaussians (``background="gaussians"``,
+    through the decoder's SH-0 colour activation).
 
     Args:
         background: ``"sphere"`` or ``"gaussians"``.

@@ -102,9 +102,17 @@ class GaussianBackground(nn.Module):
     128, scale cap ``-2``, split threshold 0.05, log-scales clamped to ``[-10, 0]``, 3 colour
     features. GSGAN renders the background black where nothing covers it, drives this module with
     one extra style vector of its mapping network, and switches it on after the first 50,000
-    training images. With ``w_dim=512`` this module has 1,061,641 parameters: the released
-    background network's 1,121,692 less its level-0 position head, whose output is never used
-    (66,051), plus the 2,000 points (6,000), which GSGAN keeps on the generator.
+    training images.
+
+    The features are raw, as the released network outputs them (for GSGAN, degree-0
+    spherical-harmonic coefficients ``c``): give them the foreground's colour activation before
+    rasterizing, as GSGAN's rasterizer does to both (``max(0, 0.2821 c + 0.5)``);
+    :class:`~aware3d.models.GSGANGenerator` applies its decoder's
+    :meth:`~aware3d.nn.HierarchicalGaussianDecoder.activate_colours`.
+
+    With ``w_dim=512`` this module has 1,061,641 parameters: the released background network's
+    1,121,692 less its level-0 position head, whose output is never used (66,051), plus the 2,000
+    points (6,000), which GSGAN keeps on the generator.
 
     Args:
         w_dim: width of the style code ``w``.
@@ -181,8 +189,9 @@ class GaussianBackground(nn.Module):
             w: style codes ``[B, D]``.
 
         Returns:
-            :class:`~aware3d.Gaussians` ``[B, P (1 + K)]`` with ``F`` features, every mean on the
-            sphere of radius ``R``. Concatenate them with the foreground's and rasterize once.
+            :class:`~aware3d.Gaussians` ``[B, P (1 + K)]`` with ``F`` raw features (not
+            activated), every mean on the sphere of radius ``R``. Activate the features as the
+            foreground's, concatenate them with the foreground's and rasterize once.
 
         Raises:
             ValueError: for a misshapen ``w``, a dtype (outside ``torch.autocast``) or device

@@ -339,6 +339,18 @@ class _TokenDecoder(nn.Module):
             f"pixel_size={self.pixel_size:.4g}, level0_max_scale={self.level0_max_scale:.4g}"
         )
 
+    def activate_colours(self, features: Float[Tensor, "*batch F"]) -> Float[Tensor, "*batch F"]:
+        """The colour a Gaussian with raw features ``c`` renders, by ``color_activation``.
+
+        ``"sh0"``: ``max(0, C0 c + 0.5)`` with ``C0 = 0.28209479177387814`` (:data:`SH_C0`), the
+        degree-0 spherical-harmonic colour of GSGAN's rasterizer, in ``[0, inf)``; ``"identity"``:
+        ``c`` itself (the same tensor). :meth:`forward` applies it to the decoded Gaussians;
+        :class:`~aware3d.models.GSGANGenerator` applies it to its background Gaussians too.
+        """
+        if self.color_activation == "sh0":
+            return (SH_C0 * features + 0.5).clamp_min(0.0)
+        return features
+
     def root(self, batch: int, dtype: torch.dtype, device: torch.device) -> HierarchyNodes:
         """The fixed root node (the foreground box) for ``batch`` scenes, ``N = 1``."""
         rotation = torch.zeros(batch, 1, 4, dtype=dtype, device=device)
@@ -460,12 +472,10 @@ class _TokenDecoder(nn.Module):
                 means = gaussians.means
                 if self.clamp_positions:
                     means = means.clamp(-self.box_half_extent, self.box_half_extent)
-                features = gaussians.features
-                if self.color_activation == "sh0":
-                    features = (SH_C0 * features + 0.5).clamp_min(0.0)
                 gaussians = Gaussians._trusted(
-                    means, gaussians.quats, gaussians.scales, gaussians.opacities, features, levels
-                )
+                    means, gaussians.quats, gaussians.scales, gaussians.opacities,
+                    self.activate_colours(gaussians.features), levels,
+                )  # fmt: skip
         return GaussianHierarchy(
             gaussians=gaussians,
             nodes=tuple(nodes),
