@@ -204,3 +204,21 @@ def test_cli_models_are_the_demo_recipe_choices():
         DemoRecipe(demo_model=model)
     with pytest.raises(ValueError, match="demo_model"):
         DemoRecipe(demo_model="nope")
+
+
+def test_the_decomposition_shows_sh0_colours_as_image_values():
+    """The foreground and background panels go through the generator's colour mapping (#22)."""
+    from aware3d.viz import decomposition_columns
+
+    torch.manual_seed(0)
+    g = sh0_generator(SphericalBackground(16, hidden=8, num_layers=1, num_freqs=1))
+    z, labels = torch.randn(2, 16), cameras(batch=2).to_eg3d_labels()[:, 0]
+    panels = decomposition_columns(g, z, labels, 8)
+    views = Cameras.from_eg3d_labels(labels[:, None])
+    with torch.no_grad():
+        out = g(z, views, 8, 8)
+        background = g.background.render(views, 8, 8, out.ws[:, -1])
+    foreground = panels["foreground (premultiplied)"]
+    torch.testing.assert_close(foreground, 2 * out.splat.features[:, 0] - 1)
+    torch.testing.assert_close(panels["background"], 2 * background[:, 0] - 1)
+    torch.testing.assert_close(panels["composite"], out.images[:, 0])

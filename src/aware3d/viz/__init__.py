@@ -9,6 +9,7 @@
 """
 
 from aware3d.viz.figures import (
+    decomposition_columns,
     grid,
     save_decomposition,
     save_levels,
@@ -32,6 +33,7 @@ __all__ = [
     "LEVEL_PALETTE",
     "anchors_as_gaussians",
     "color_by_level",
+    "decomposition_columns",
     "depth_to_grey",
     "descendants",
     "grid",

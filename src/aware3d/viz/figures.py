@@ -27,6 +27,7 @@ from aware3d.nn.background import SphericalBackground
 from aware3d.viz.hierarchy import render_levels
 
 __all__ = [
+    "decomposition_columns",
     "grid",
     "save_decomposition",
     "save_levels",
@@ -102,6 +103,26 @@ def save_turntable(
 
 
 @torch.no_grad()
+def decomposition_columns(
+    generator: GSGANGenerator, z: Tensor, labels: Tensor, resolution: int
+) -> dict[str, Tensor]:
+    """The panels of :func:`save_decomposition` as image values ``[N, H, W, 3]`` in [-1, 1].
+
+    The foreground (premultiplied by its opacity) and the background are in the generator's
+    colour space and pass through its ``colours_to_image`` (``2 x - 1`` for GSGAN's SH-0
+    colours), as the composite does.
+    """
+    cameras = Cameras.from_eg3d_labels(labels[:, None])
+    out = generator(z, cameras, resolution, resolution)
+    background = generator.background.render(cameras, resolution, resolution, out.ws[:, -1])
+    return {
+        "foreground (premultiplied)": generator.colours_to_image(out.splat.features[:, 0]),
+        "foreground opacity": out.composite.opacity[:, 0].expand(-1, -1, -1, 3) * 2 - 1,
+        "background": generator.colours_to_image(background[:, 0]),
+        "composite": out.images[:, 0],
+    }
+
+
 def save_decomposition(
     generator: GSGANGenerator, z: Tensor, labels: Tensor, resolution: int, path: Path
 ) -> None:
@@ -114,15 +135,7 @@ def save_decomposition(
             "save_decomposition needs a generator over a SphericalBackground, got "
             f"{type(generator.background).__name__}"
         )
-    cameras = Cameras.from_eg3d_labels(labels[:, None])
-    out = generator(z, cameras, resolution, resolution)
-    background = generator.background.render(cameras, resolution, resolution, out.ws[:, -1])
-    columns = {
-        "foreground (premultiplied)": out.splat.features[:, 0],
-        "foreground opacity": out.composite.opacity[:, 0].expand(-1, -1, -1, 3) * 2 - 1,
-        "background": background[:, 0],
-        "composite": out.images[:, 0],
-    }
+    columns = decomposition_columns(generator, z, labels, resolution)
     fig, axes = plt.subplots(len(z), 4, figsize=(8, 2 * len(z)), squeeze=False)
     for col, (title, images) in enumerate(columns.items()):
         pictures = to_uint8(images)
