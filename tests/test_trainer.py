@@ -347,6 +347,8 @@ def test_resume_refuses_a_changed_network_and_reports_other_changes(tmp_path):
     changed = run_train("--out", str(tmp_path), "--steps", "2", "--resume", str(tmp_path),
                         "--set", "lr_generator=0.001")  # fmt: skip
     assert "resumed from" in changed.stdout and "lr_generator: 0.0025 -> 0.001" in changed.stdout
+    resumed = [r for r in _log(tmp_path) if r.get("message", "").startswith("resumed from")]
+    assert "lr_generator: 0.0025 -> 0.001" in resumed[-1]["changes"]  # logged, not only printed
     latest = checkpoints.find_latest_checkpoint(tmp_path)
     assert latest.name == "step-00000002"
     groups = json.loads((latest / "state.json").read_text())["optimizers"]

@@ -88,11 +88,9 @@ def train(
             f"{type(config).__name__}"
         )
 
-    def check_stored(stored_json: dict) -> None:
+    def check_stored(stored_json: dict) -> list[str]:
         _, stored = config_from_json(stored_json)
-        changed = check_resume_config(config, stored)
-        if changed and os.environ.get("RANK", "0") == "0":
-            print(f"changed on resume: {', '.join(changed)}")
+        return check_resume_config(config, stored)  # fit prints and logs the changes
 
     if os.environ.get("RANK", "0") == "0":
         print(f"aware3d train: recipe {recipe.name!r}; config:")

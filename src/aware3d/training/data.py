@@ -46,7 +46,9 @@ def data_identity(dataset: Dataset[EG3DItem], resolution: int) -> dict[str, Any]
     (float32 bytes, in order) and, where the data set has them, its file names, so an edited or
     reordered ``dataset.json`` is recognised wherever the data set lives.
     """
-    digest = hashlib.sha256(dataset_labels(dataset).to(torch.float32).contiguous().numpy())
+    digest = hashlib.sha256(
+        dataset_labels(dataset).to(torch.float32).contiguous().numpy().tobytes()
+    )
     for name in getattr(dataset, "names", None) or []:
         digest.update(str(name).encode("utf-8") + b"\0")
     path = getattr(dataset, "path", None)

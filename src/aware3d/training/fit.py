@@ -213,7 +213,7 @@ def fit(
     device: str = "cpu",
     resume: str | Path | None = None,
     overwrite: bool = False,
-    on_resume: Callable[[dict[str, Any]], None] | None = None,
+    on_resume: Callable[[dict[str, Any]], Sequence[str] | None] | None = None,
     config: Mapping[str, Any] | None = None,
     checkpoint_every: int = 1000,
     keep_checkpoints: int = 3,
@@ -266,8 +266,9 @@ def fit(
         overwrite: start a new run in a folder that holds another, after moving the old run to
             ``<out>.old-<time>`` (nothing is deleted).
         on_resume: called with the resumed checkpoint's ``config.json`` before anything is
-            loaded (on every process); raise to refuse the resume (recipes compare their
-            configuration here).
+            loaded (on every process); raise to refuse the resume, or return the allowed
+            changes (``"field: old -> new"``), which are printed and logged with the
+            ``resumed from`` event (recipes compare their configuration here).
         config: JSON-ready data stored as ``config.json`` in every checkpoint (a recipe's).
         checkpoint_every: steps between checkpoints.
         keep_checkpoints: how many of the newest checkpoints to keep.
@@ -383,7 +384,7 @@ def _fit(
     fake_labels: torch.Tensor | None,
     checkpoint: Path | None,
     resuming: bool,
-    on_resume: Callable[[dict[str, Any]], None] | None,
+    on_resume: Callable[[dict[str, Any]], Sequence[str] | None] | None,
     config: dict[str, Any],
     checkpoint_every: int,
     keep: int,
@@ -442,7 +443,7 @@ def _fit(
         stored_run = {"world_size": len(state["rng"]), **state.get("run", {})}
         changes = _check_run(checkpoint, stored_run, run_meta)
         if on_resume is not None:
-            on_resume(checkpoints.read_checkpoint_config(checkpoint))
+            changes += on_resume(checkpoints.read_checkpoint_config(checkpoint)) or []
         state = checkpoints.load_training_checkpoint(
             checkpoint, modules=modules, optimizers=optimizer_map
         )

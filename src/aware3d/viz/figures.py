@@ -112,9 +112,15 @@ def decomposition_columns(
     colour space and pass through its ``colours_to_image`` (``2 x - 1`` for GSGAN's SH-0
     colours), as the composite does.
     """
+    sphere = generator.background
+    if not isinstance(sphere, SphericalBackground):
+        raise TypeError(
+            "the decomposition needs a generator over a SphericalBackground, got "
+            f"{type(sphere).__name__}"
+        )
     cameras = Cameras.from_eg3d_labels(labels[:, None])
     out = generator(z, cameras, resolution, resolution)
-    background = generator.background.render(cameras, resolution, resolution, out.ws[:, -1])
+    background = sphere.render(cameras, resolution, resolution, out.ws[:, -1])
     return {
         "foreground (premultiplied)": generator.colours_to_image(out.splat.features[:, 0]),
         "foreground opacity": out.composite.opacity[:, 0].expand(-1, -1, -1, 3) * 2 - 1,
@@ -130,11 +136,6 @@ def save_decomposition(
 
     For a generator over BallGAN's sphere (a :class:`~aware3d.nn.SphericalBackground`).
     """
-    if not isinstance(generator.background, SphericalBackground):
-        raise TypeError(
-            "save_decomposition needs a generator over a SphericalBackground, got "
-            f"{type(generator.background).__name__}"
-        )
     columns = decomposition_columns(generator, z, labels, resolution)
     fig, axes = plt.subplots(len(z), 4, figsize=(8, 2 * len(z)), squeeze=False)
     for col, (title, images) in enumerate(columns.items()):
