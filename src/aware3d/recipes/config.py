@@ -201,7 +201,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DemoRecipe(TrainConfig):
-    """The demo's model and settings (``aware3d demo``'s :class:`~aware3d.demo.DemoConfig`).
+    """The demo's model and settings (what ``aware3d demo`` trains).
 
     Source: this library's demo, tuned on its synthetic scenes (see the demo page): a small
     Gaussian generator against a small camera-conditioned discriminator at 32 px, non-lazy
