@@ -208,3 +208,10 @@ def test_cameras_outside_the_background_sphere_are_refused_before_the_first_step
             batch=4, tensorboard=False, progress=False)  # fmt: skip
     assert not checkpoints.list_checkpoints(tmp_path / "run")
     assert not (tmp_path / "run" / "log.jsonl").exists()  # refused before anything was logged
+
+
+def test_check_cameras_names_a_bad_argument():
+    from aware3d.nn import SphericalBackground
+
+    with pytest.raises(TypeError, match="`fake cameras` must be Cameras, got Tensor"):
+        SphericalBackground(8).check_cameras(torch.zeros(2, 25), "fake cameras")
