@@ -244,7 +244,7 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             args.checkpoint, data=args.data, device=args.device, images=args.images,
             inception_weights=args.inception_weights,
         )  # fmt: skip
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     text = json.dumps(metrics, indent=2)
     print(text)
@@ -262,10 +262,54 @@ def _render(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         written = render_checkpoint(
             args.checkpoint, args.out, device=args.device, count=args.count, seed=args.seed
         )
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     for name, path in written.items():
         print(f"{name}: {path}")
+
+
+def _convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from aware3d.models._persistence import NetworkPickleError
+    from aware3d.models.released import ReleasedModelError
+    from aware3d.recipes.released import convert_released
+
+    try:
+        info = convert_released(
+            args.released, args.out, overwrite=args.overwrite,
+            discriminator=not args.no_discriminator,
+        )  # fmt: skip
+    except (FileExistsError, ReleasedModelError, NetworkPickleError, OSError) as error:
+        parser.exit(1, f"aware3d convert: error: {error}\n")
+    print(f"{info['family']} model at {info['resolution']} px from {info['source']['file']}:")
+    for name, entry in info["networks"].items():
+        if entry["converted"]:
+            unused = len(entry["unmapped"])
+            note = f"; {unused} recorded tensors unused (see converted.json)" if unused else ""
+            print(f"  {name} <- {entry['from']}{note}")
+        else:
+            print(f"  {name}: not converted ({entry['reason']})")
+    print(f"wrote {args.out}/")
+
+
+def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
+    convert = commands.add_parser(
+        "convert",
+        help="a released GSGAN, EG3D or BallGAN .pkl as an aware3d checkpoint folder",
+        description="Reads a released network pickle (torch_utils.persistence format) without "
+        "importing or running any of its code, builds the aware3d networks from the arguments "
+        "recorded in it and writes OUT/converted.json and OUT/<network>.safetensors "
+        "(generator_ema from G_ema, generator from G, discriminator from D), which `aware3d "
+        "eval` and `aware3d render` read.",
+    )
+    convert.add_argument("released", type=_existing_file, help="the released .pkl file")
+    convert.add_argument("out", type=Path, help="the folder to write (must not exist)")
+    convert.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier converted folder at OUT"
+    )
+    convert.add_argument(
+        "--no-discriminator", action="store_true", help="do not convert the discriminator"
+    )
+    convert.set_defaults(handler=_convert)
 
 
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
@@ -352,7 +396,8 @@ def _add_checkpoint_parsers(commands: argparse._SubParsersAction) -> None:
         "--checkpoint",
         type=_checkpoint_folder,
         required=True,
-        help="a checkpoint folder or a run folder (its newest checkpoint)",
+        help="a checkpoint folder, a run folder (its newest checkpoint) or a folder written by "
+        "`aware3d convert`",
     )
     evaluate.add_argument(
         "--data",
@@ -391,7 +436,8 @@ def _add_checkpoint_parsers(commands: argparse._SubParsersAction) -> None:
         "--checkpoint",
         type=_checkpoint_folder,
         required=True,
-        help="a checkpoint folder or a run folder (its newest checkpoint)",
+        help="a checkpoint folder, a run folder (its newest checkpoint) or a folder written by "
+        "`aware3d convert`",
     )
     render.add_argument(
         "--out", type=_render_folder, required=True, help="output folder, created if missing"
@@ -482,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
     _add_train_parser(commands)
     _add_checkpoint_parsers(commands)
+    _add_convert_parser(commands)
     return parser
 
 

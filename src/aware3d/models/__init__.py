@@ -7,6 +7,9 @@
 
 * :class:`DemoGenerator`: the demo's small Gaussian generator (a :class:`GSGANGenerator`).
 
+:func:`load_released` builds these assemblies from the authors' released ``.pkl`` files
+(GSGAN, EG3D, BallGAN) without importing or running any of their code.
+
 All implement :class:`GeneratorProtocol`, what :func:`aware3d.training.fit` needs of a generator
 (latent layout, ``image_channels``, what the discriminator sees, named regularisers); a user's
 own generator that implements it trains the same way.
@@ -34,6 +37,12 @@ from aware3d.models.protocol import (
     SupportsPLYExport,
     check_generator,
 )
+from aware3d.models.released import (
+    ReleasedGenerator,
+    ReleasedModelError,
+    convert_released_generator,
+    load_released,
+)
 
 __all__ = [
     "BallGANGenerator",
@@ -43,14 +52,18 @@ __all__ = [
     "GSGANOutput",
     "GeneratorOutput",
     "GeneratorProtocol",
+    "ReleasedGenerator",
+    "ReleasedModelError",
     "SupportsCameraCheck",
     "SupportsPLYExport",
     "ballgan_ffhq256",
     "ballgan_small",
     "check_generator",
+    "convert_released_generator",
     "demo_generator",
     "gsgan_ffhq256",
     "gsgan_ffhq512",
     "gsgan_small",
+    "load_released",
     "triplane_point_cloud",
 ]

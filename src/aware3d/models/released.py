@@ -140,9 +140,7 @@ def convert_released_generator(
     )
 
 
-def load_released(
-    path: str | os.PathLike[str], network: NetworkName = "G_ema"
-) -> nn.Module:
+def load_released(path: str | os.PathLike[str], network: NetworkName = "G_ema") -> nn.Module:
     """The aware3d generator of a released GSGAN, EG3D or BallGAN pickle.
 
     Nothing of the authors' code is imported or executed (see
@@ -186,7 +184,7 @@ def _load_exact(module: nn.Module, state: dict[str, Tensor], path: str, network:
     for name, tensor in state.items():
         if tuple(tensor.shape) != tuple(expected[name].shape):
             raise ReleasedModelError(
-                f"{path}: {network!r} tensor for {name!r} has shape {tuple(tensor.shape)}, aware3d's "
-                f"module expects {tuple(expected[name].shape)}"
+                f"{path}: {network!r} tensor for {name!r} has shape {tuple(tensor.shape)}, "
+                f"aware3d's module expects {tuple(expected[name].shape)}"
             )
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)

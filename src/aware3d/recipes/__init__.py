@@ -5,7 +5,9 @@
 * :class:`Recipe` (a configuration class plus builders), the registry :data:`RECIPES` and
   :func:`get_recipe` (a built-in name, or a user's ``package.module:attr``);
 * :func:`train` (what ``aware3d train`` runs: a recipe through :func:`aware3d.training.fit`) and
-  the checkpoint readers behind ``aware3d eval`` and ``aware3d render``.
+  the checkpoint readers behind ``aware3d eval`` and ``aware3d render``;
+* :func:`convert_released` (``aware3d convert``: a released GSGAN / EG3D / BallGAN pickle as an
+  aware3d checkpoint folder) and :func:`load_converted`.
 """
 
 from aware3d.recipes.builders import (
@@ -33,6 +35,12 @@ from aware3d.recipes.registry import (
     config_to_json,
     get_recipe,
 )
+from aware3d.recipes.released import (
+    ConvertedModel,
+    convert_released,
+    is_converted,
+    load_converted,
+)
 from aware3d.recipes.run import check_resume_config, train
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
     "MODELS",
     "RECIPES",
     "BallGANFFHQ256",
+    "ConvertedModel",
     "DemoRecipe",
     "Recipe",
     "TrainConfig",
@@ -51,9 +60,12 @@ __all__ = [
     "check_resume_config",
     "config_from_json",
     "config_to_json",
+    "convert_released",
     "describe",
     "evaluate_checkpoint",
     "get_recipe",
+    "is_converted",
+    "load_converted",
     "load_generator",
     "make_optimizers",
     "open_dataset",
