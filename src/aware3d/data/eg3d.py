@@ -42,8 +42,47 @@ _PRINCIPAL_POINT_RANGE = (-1.0, 2.0)
 _MAX_FOCAL = 100.0
 
 
+def collate_cameras(batch: Sequence[Cameras], **_: object) -> Cameras:
+    """Stacks ``Cameras`` of one shape along a new first axis (``[1]`` items give ``[B, 1]``).
+
+    Registered with ``torch.utils.data.default_collate``, so a ``DataLoader`` without a
+    ``collate_fn`` batches :class:`EG3DItem` (and any structure holding ``Cameras``): images
+    ``[B, H, W, 3]``, labels ``[B, 25]`` and cameras ``[B, 1]``.
+
+    Raises:
+        ValueError: for cameras of different shapes, dtypes or devices.
+    """
+    shapes = {tuple(cameras.shape) for cameras in batch}
+    kinds = {(cameras.dtype, cameras.device) for cameras in batch}
+    if len(shapes) != 1 or len(kinds) != 1:
+        raise ValueError(
+            f"`batch`: cameras in one batch must share a shape, dtype and device, got shapes "
+            f"{sorted(shapes)} and {sorted(map(str, kinds))}"
+        )
+    return Cameras._trusted(
+        torch.stack([cameras.cam2world for cameras in batch]),
+        torch.stack([cameras.intrinsics for cameras in batch]),
+    )
+
+
+def _register_default_collate() -> None:
+    """Teaches ``default_collate`` to batch ``Cameras`` (torch keeps its table in a module)."""
+    try:
+        from torch.utils.data._utils.collate import default_collate_fn_map
+    except ImportError:  # pragma: no cover - a torch without the table: use EG3DDataset.collate
+        return
+    default_collate_fn_map.setdefault(Cameras, collate_cameras)
+
+
+_register_default_collate()
+
+
 class EG3DItem(NamedTuple):
     """One image with its camera.
+
+    The default ``DataLoader`` collate batches items into ``EG3DItem(images [B, H, W, 3],
+    labels [B, 25], cameras [B, 1])`` (:func:`collate_cameras`);
+    :meth:`EG3DDataset.collate` gives the renderer's ``[B, 1, H, W, 3]`` images instead.
 
     Attributes:
         image: ``[H, W, 3]`` float32, channels-last, in the dataset's ``value_range``.
