@@ -5,6 +5,7 @@ Each builder is a plain function of the resolved :class:`~aware3d.recipes.TrainC
 of them.
 """
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from aware3d.cameras import look_at
 from aware3d.data.eg3d import EG3DDataset, EG3DItem
 from aware3d.data.synthetic import SyntheticScenes
 from aware3d.models import (
@@ -24,10 +26,12 @@ from aware3d.models import (
 )
 from aware3d.recipes.config import DemoRecipe, TrainConfig
 from aware3d.training import CameraConditionedDiscriminator, GANLoss
+from aware3d.training.data import dataset_labels
 
 __all__ = [
     "MODELS",
     "build_discriminator",
+    "build_fake_labels",
     "build_generator",
     "build_loss",
     "make_optimizers",
@@ -36,6 +40,8 @@ __all__ = [
 
 #: Synthetic scenes are seen from this many cameras each.
 VIEWS_PER_SCENE = 4
+#: The pool of fake-camera labels that mixes data and sampled poses holds at least this many.
+FAKE_POOL = 8192
 
 
 def _demo(config: TrainConfig) -> nn.Module:
@@ -146,3 +152,55 @@ def open_dataset(config: TrainConfig, path: Path | None) -> Dataset[EG3DItem]:
         views_per_scene=VIEWS_PER_SCENE, resolution=config.resolution, seed=config.seed,
         value_range=(-1.0, 1.0),
     )  # fmt: skip
+
+
+def _sample_angles(
+    mean: float, spread: float, kind: str, count: int, generator: torch.Generator
+) -> torch.Tensor:
+    if kind == "uniform":
+        noise = torch.rand(count, 1, generator=generator, dtype=torch.float64) * 2 - 1
+    else:
+        noise = torch.randn(count, 1, generator=generator, dtype=torch.float64)
+    return mean + spread * noise
+
+
+def build_fake_labels(config: TrainConfig, dataset: Dataset[EG3DItem]) -> torch.Tensor:
+    """The labels fakes are rendered from: the data's poses mixed with sampled ones.
+
+    With ``config.fake_uniform_probability`` ``p = 0`` these are the data's own labels (what a
+    recipe without this builder uses). Otherwise the pool holds the data's labels (repeated to
+    at least :data:`FAKE_POOL` / 2 entries) and ``round(p / (1 - p))`` times as many poses from
+    the recipe's sampler (all sampled for ``p = 1``), so a fake drawn uniformly from the pool
+    has a sampled camera with probability ``p`` (to the rounding of the counts), as GSGAN's
+    FFHQ recipe does per fake with ``prob_uniform``. A sampled pose sits at ``fake_radius`` from
+    the origin at EG3D's angles ``h`` and ``v`` (``fake_horizontal_*``, ``fake_vertical_*``;
+    ``v`` clamped to ``(0, pi)``), looks at ``fake_lookat`` with world up +y, and takes the
+    intrinsics of a data label drawn at random. Seeded by ``config.seed``.
+
+    Returns:
+        ``[M, 25]`` float32 labels.
+    """
+    data = dataset_labels(dataset).to(torch.float32)
+    p = config.fake_uniform_probability
+    if p == 0:
+        return data
+    repeat = max(1, math.ceil(FAKE_POOL / 2 / data.shape[0]))
+    own = data.repeat(repeat, 1) if p < 1 else data[:0]
+    count = FAKE_POOL if p == 1 else round(own.shape[0] * p / (1 - p))
+    if count == 0:
+        return own
+    generator = torch.Generator().manual_seed(config.seed * 7_919 + 104_729)
+    h = _sample_angles(config.fake_horizontal_mean, config.fake_horizontal_stddev,
+                       config.fake_horizontal_type, count, generator)  # fmt: skip
+    v = _sample_angles(config.fake_vertical_mean, config.fake_vertical_stddev,
+                       config.fake_vertical_type, count, generator)  # fmt: skip
+    phi = torch.arccos(1 - 2 * v.clamp(1e-5, math.pi - 1e-5) / math.pi)
+    r = config.fake_radius
+    origins = torch.cat(
+        [r * torch.sin(phi) * torch.cos(math.pi - h), r * torch.cos(phi),
+         r * torch.sin(phi) * torch.sin(math.pi - h)], dim=-1,
+    )  # fmt: skip
+    poses = look_at(origins, torch.tensor(config.fake_lookat, dtype=torch.float64))
+    pick = torch.randint(data.shape[0], (count,), generator=generator)
+    sampled = torch.cat([poses.flatten(-2).to(torch.float32), data[pick, 16:]], dim=-1)
+    return torch.cat([own, sampled])

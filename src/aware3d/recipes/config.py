@@ -110,6 +110,24 @@ class TrainConfig:
         metric_kimg: evaluate the EMA generator every this many kimg (0: only at the end).
         metric_images: generated and real images for the metrics (SWD, and FID/KID when the
             Inception weights are present).
+        fake_uniform_probability: the share of fake cameras drawn from the pose sampler below
+            instead of the data's own poses (GSGAN's ``prob_uniform``: 0.5 for FFHQ, 0 for
+            AFHQ); 0 renders fakes from the data's poses only. Used by recipes whose
+            ``fake_labels`` is :func:`~aware3d.recipes.builders.build_fake_labels`.
+        fake_horizontal_mean: the sampler's mean horizontal angle (EG3D's convention, radians;
+            pi/2 is frontal). ``aware3d data check`` prints the data's own.
+        fake_horizontal_stddev: its standard deviation (``gaussian``) or half-width
+            (``uniform``), radians.
+        fake_horizontal_type: ``"gaussian"`` or ``"uniform"``.
+        fake_vertical_mean: the mean vertical angle (radians; pi/2 is level).
+        fake_vertical_stddev: its standard deviation or half-width, radians.
+        fake_vertical_type: ``"gaussian"`` or ``"uniform"``.
+        fake_radius: the sampled cameras' distance from the origin.
+        fake_lookat: the point the sampled cameras look at (GSGAN's sampler: the origin).
+            The defaults of the six sampler fields are GSGAN's FFHQ statistics as released
+            (``train.py``: horizontal Gaussian of 3.14 * 16.61 / 180, vertical uniform of
+            half-width 3 * 3.14 * 7.44 / 180 around 3.14 / 2 - 5.16 degrees, radius 2.7);
+            each sampled camera keeps the intrinsics of a data camera drawn at random.
     """
 
     recipe: ClassVar[str] = ""
@@ -155,6 +173,15 @@ class TrainConfig:
     image_kimg: float = 200.0
     metric_kimg: float = 0.0
     metric_images: int = 2000
+    fake_uniform_probability: float = 0.0
+    fake_horizontal_mean: float = 3.14 / 2
+    fake_horizontal_stddev: float = 3.14 * 16.610813365115508 / 180
+    fake_horizontal_type: str = "gaussian"
+    fake_vertical_mean: float = 3.14 / 2 - 5.159614799787766 / 180 * 3.14
+    fake_vertical_stddev: float = 3.14 * 7.440431327985016 / 180 * 3
+    fake_vertical_type: str = "uniform"
+    fake_radius: float = 2.7
+    fake_lookat: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
         for name in ("resolution", "batch", "r1_interval", "mbstd_group", "d_channel_base",
@@ -188,6 +215,19 @@ class TrainConfig:
             raise ValueError(f"`augment` must hold names from {AUGMENTATIONS}, got {unknown}")
         if self.pose_contrastive_weight > 0 and self.d_contrastive_dim == 0:
             raise ValueError("`pose_contrastive_weight` > 0 needs `d_contrastive_dim` > 0")
+        self._check_fake_sampler()
+
+    def _check_fake_sampler(self) -> None:
+        if not 0.0 <= self.fake_uniform_probability <= 1.0:
+            raise ValueError(f"`fake_uniform_probability` must be in [0, 1], got "
+                             f"{self.fake_uniform_probability}")  # fmt: skip
+        check_nonnegative_number("fake_horizontal_stddev", self.fake_horizontal_stddev)
+        check_nonnegative_number("fake_vertical_stddev", self.fake_vertical_stddev)
+        check_positive_number("fake_radius", self.fake_radius)
+        check_choice("fake_horizontal_type", self.fake_horizontal_type, ("gaussian", "uniform"))
+        check_choice("fake_vertical_type", self.fake_vertical_type, ("gaussian", "uniform"))
+        if len(self.fake_lookat) != 3 or not all(math.isfinite(v) for v in self.fake_lookat):
+            raise ValueError(f"`fake_lookat` must be 3 finite numbers, got {self.fake_lookat!r}")
 
     @property
     def total_steps(self) -> int:
