@@ -13,6 +13,7 @@
 from aware3d.recipes.builders import (
     MODELS,
     build_discriminator,
+    build_fake_labels,
     build_generator,
     build_loss,
     make_optimizers,
@@ -55,6 +56,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "build_discriminator",
+    "build_fake_labels",
     "build_generator",
     "build_loss",
     "check_resume_config",

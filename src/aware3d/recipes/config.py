@@ -316,7 +316,8 @@ class GSGANFFHQ256(TrainConfig):
     """GSGAN on FFHQ at 256 px, as released.
 
     Source: GSGAN ``_scripts/train_ffhq256.sh`` (batch 32 on 4 GPUs, 15,000 kimg, gamma 1,
-    ``gpc_reg_prob`` 0.5, ``blur_fade_kimg`` 200, ``center_dists`` 1.0) and ``train.py``
+    ``gpc_reg_prob`` 0.5, ``blur_fade_kimg`` 200, ``center_dists`` 1.0, ``prob_uniform`` 0.5:
+    half the fakes from the pose sampler, half from the data's poses) and ``train.py``
     (Adam betas (0, 0.99), eps 1e-8, G lr 0.0025, D lr 0.002, ``ema_kimg = batch * 10 / 32``,
     blur sigma 10, ``gpc_reg_fade_kimg`` 1000, ``knn_dists`` 10 with 64 neighbours,
     ``pose_contrastive`` 1.0, a single-image discriminator whose only camera input is the
@@ -334,6 +335,7 @@ class GSGANFFHQ256(TrainConfig):
     pose_contrastive_weight: float = 1.0
     knn_weight: float = 10.0
     centre_weight: float = 1.0
+    fake_uniform_probability: float = 0.5
     workers: int = 3
     metric_kimg: float = 200.0
 

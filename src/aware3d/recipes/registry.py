@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from aware3d.data.eg3d import EG3DItem
 from aware3d.recipes.builders import (
     build_discriminator,
+    build_fake_labels,
     build_generator,
     build_loss,
     make_optimizers,
@@ -58,7 +59,9 @@ class Recipe:
         optimizers: ``(config, generator, discriminator) -> (opt_g, opt_d)``.
         data: ``(config, path or None) -> data set`` of EG3D items.
         fake_labels: ``(config, data set) -> labels [M, 25]`` the fakes are rendered from
-            (the pose sampler), or ``None`` for the data set's own labels.
+            (the pose sampler), or ``None`` for the data set's own labels; default
+            :func:`~aware3d.recipes.build_fake_labels` (the data's labels mixed with sampled
+            poses with probability ``config.fake_uniform_probability``, 0 by default).
         source: ``"package.module:attr"`` for a recipe loaded from a user's module (set by
             :func:`get_recipe`); ``None`` for the built-in ones.
     """
@@ -71,7 +74,7 @@ class Recipe:
         [TrainConfig, nn.Module, nn.Module], tuple[torch.optim.Optimizer, torch.optim.Optimizer]
     ] = make_optimizers
     data: Callable[[TrainConfig, Path | None], Dataset[EG3DItem]] = open_dataset
-    fake_labels: Callable[[TrainConfig, Dataset[EG3DItem]], torch.Tensor] | None = None
+    fake_labels: Callable[[TrainConfig, Dataset[EG3DItem]], torch.Tensor] | None = build_fake_labels
     source: str | None = None
 
     def __post_init__(self) -> None:
