@@ -529,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_checkpoint_parsers(commands)
     _add_convert_parser(commands)
+    __import__("aware3d.cli_view", fromlist=["add_view_parsers"]).add_view_parsers(commands)
     __import__("aware3d.cli_data", fromlist=["add_data_parser"]).add_data_parser(commands)
     return parser
 
