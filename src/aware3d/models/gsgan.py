@@ -37,6 +37,7 @@ from aware3d.gaussians import Gaussians
 from aware3d.nn.background import SphericalBackground
 from aware3d.nn.background_gaussians import GaussianBackground
 from aware3d.nn.decoder import (
+    GSGAN_EFFECTIVE_FOCAL,
     HierarchicalGaussianDecoder,
     gsgan_decoder_256,
     gsgan_decoder_512,
@@ -44,9 +45,49 @@ from aware3d.nn.decoder import (
 )
 from aware3d.nn.mapping import MappingNetwork, gsgan_mapping
 
-__all__ = ["GSGANGenerator", "GSGANOutput", "gsgan_ffhq256", "gsgan_small"]
+__all__ = [
+    "GSGANGenerator",
+    "GSGANOutput",
+    "gsgan_ffhq256",
+    "gsgan_released_cameras",
+    "gsgan_small",
+]
 
 BackgroundKind = Literal["sphere", "gaussians"]
+CameraModel = Literal["given", "gsgan_released"]
+
+
+def gsgan_released_cameras(cameras: Cameras) -> Cameras:
+    """The cameras GSGAN's released renderer actually uses for ``cameras``.
+
+    GSGAN's released ``GSGenerator.synthesis`` ignores the label's intrinsics and passes a field
+    of view of 12.96 "degrees" to ``tan`` as radians: the normalised focal is
+    ``1 / (2 tan(6.48)) = 2.508`` (:data:`~aware3d.nn.decoder.GSGAN_EFFECTIVE_FOCAL`) on both axes,
+    principal point at the centre. Its ``MiniCam`` undoes the axis flip ``diag(1, -1, -1)`` on
+    rows 1 and 2 of the world-to-camera rotation but negates all three translation entries, so
+    the x entry of the world-to-camera translation changes sign: the camera's centre ``t`` moves
+    to ``t - 2 (r . t) r`` along its own right axis ``r`` (orientation unchanged), 0.14 for
+    FFHQ's pivot ``(0, 0, 0.2)`` at 20 degrees of yaw. A
+    released model was trained under these cameras, so a converted one renders what the released
+    code renders only through them.
+
+    Args:
+        cameras: ``Cameras [..., C]`` as given to the released generator (EG3D labels).
+
+    Returns:
+        ``Cameras`` of the same shape with the moved centres and focal 2.508.
+    """
+    if not isinstance(cameras, Cameras):
+        raise TypeError(f"`cameras` must be Cameras, got {type(cameras).__name__}")
+    cam2world = cameras.cam2world
+    right, centre = cam2world[..., :3, 0], cam2world[..., :3, 3]
+    moved = cam2world.clone()
+    moved[..., :3, 3] = centre - 2 * (right * centre).sum(dim=-1, keepdim=True) * right
+    intrinsics = torch.zeros_like(cameras.intrinsics)
+    intrinsics[..., 0, 0] = intrinsics[..., 1, 1] = GSGAN_EFFECTIVE_FOCAL
+    intrinsics[..., 0, 2] = intrinsics[..., 1, 2] = 0.5
+    intrinsics[..., 2, 2] = 1.0
+    return Cameras._trusted(moved, intrinsics)
 
 
 class GSGANOutput(NamedTuple):
@@ -82,6 +123,11 @@ class GSGANGenerator(nn.Module):
             :class:`~aware3d.nn.GaussianBackground`, driven by ``ws[:, -1]``.
         knn_neighbours: ``k`` of GSGAN's k-NN regulariser of the level-0 Gaussians (64 as
             released; at most their count minus one is used).
+        camera: ``"given"`` (default): render through the cameras as given.
+            ``"gsgan_released"``: render through :func:`gsgan_released_cameras` of them (focal
+            2.508 and GSGAN's camera-centre quirk), as GSGAN's released code does; converted
+            released models use it (their world is GSGAN's own: box ``[-1, 1]``). The mapping's
+            labels and the colour's camera conditioning still use the given cameras.
 
     Colours: the decoder's colour activation
     (:meth:`~aware3d.nn.HierarchicalGaussianDecoder.activate_colours`) is applied to the
@@ -103,6 +149,7 @@ class GSGANGenerator(nn.Module):
         background: SphericalBackground | GaussianBackground,
         *,
         knn_neighbours: int = 64,
+        camera: CameraModel = "given",
     ) -> None:
         super().__init__()
         if mapping.num_ws != decoder.num_ws + 1:
@@ -117,6 +164,8 @@ class GSGANGenerator(nn.Module):
             )
         self.mapping, self.decoder, self.background = mapping, decoder, background
         self.knn_neighbours = check_positive_int("knn_neighbours", knn_neighbours)
+        check_choice("camera", camera, ("given", "gsgan_released"))
+        self.camera: CameraModel = camera
         self.z_dim = mapping.z_dim
         #: Width of the latent the loop draws (the mapping's ``z_dim``).
         self.latent_dim = mapping.z_dim
@@ -143,6 +192,10 @@ class GSGANGenerator(nn.Module):
         if self.decoder.color_activation == "sh0":
             return 2 * colours - 1
         return colours
+
+    def rasterized_cameras(self, cameras: Cameras) -> Cameras:
+        """The cameras the scene is rendered through (see the ``camera`` argument)."""
+        return gsgan_released_cameras(cameras) if self.camera == "gsgan_released" else cameras
 
     def _labels(self, cameras: Cameras, c: Tensor | None) -> Tensor | None:
         if self.mapping.c_dim == 0:
@@ -183,6 +236,8 @@ class GSGANGenerator(nn.Module):
         if self.decoder.camera_conditioning:
             camera_forward = cameras.forward_directions[:, 0].to(ws.dtype)
         gaussians = self.decoder(ws[:, :-1], camera_forward)
+        # the labels and the colour's camera conditioning above use the given cameras
+        render_cameras = self.rasterized_cameras(cameras)
         if isinstance(self.background, GaussianBackground):
             raw = self.background(ws[:, -1])
             background = Gaussians._trusted(
@@ -190,14 +245,18 @@ class GSGANGenerator(nn.Module):
                 self.decoder.activate_colours(raw.features), raw.levels,
             )  # fmt: skip
             scene = Gaussians.cat([gaussians.without_levels(), background])
-            splat = rasterize(scene, cameras, width, height, depth_moments=True, backend=backend)
+            splat = rasterize(
+                scene, render_cameras, width, height, depth_moments=True, backend=backend
+            )
             black = torch.full_like(splat.features, self.colour_range[0])
             composite = composite_splat(splat.features, splat.alpha, black, splat.depth)
         else:
             splat = rasterize(
-                gaussians, cameras, width, height, depth_moments=True, backend=backend
+                gaussians, render_cameras, width, height, depth_moments=True, backend=backend
             )
-            bg, bg_depth = self.background.render_with_depth(cameras, width, height, ws[:, -1])
+            bg, bg_depth = self.background.render_with_depth(
+                render_cameras, width, height, ws[:, -1]
+            )
             composite = composite_splat(splat.features, splat.alpha, bg, splat.depth, bg_depth)
         images = self.colours_to_image(composite.image)
         return GSGANOutput(images, composite, splat, gaussians, ws)

@@ -10,6 +10,7 @@ Gaussian values of a level), with ``camera = embed_camera(camera_forward)``.
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -48,8 +49,8 @@ class GSGANTrunk(nn.Module):
     """GSGAN's generator network (the released point generator's structure).
 
     * Level 0: ``N0`` learnable points ``p`` (``tanh`` keeps them in ``(-1, 1)^3``) encoded by
-      :class:`PointEncoding`, then ``depths[0]`` :class:`GatedTransformerBlock` (two style
-      vectors each: attention, MLP).
+      :class:`PointEncoding` (its grid read as ``grid_read`` says), then ``depths[0]``
+      :class:`GatedTransformerBlock` (two style vectors each: attention, MLP).
     * Level ``l > 0``: on the parent tokens an EdgeConv (levels ``1..styled_levels``: over the
       ``knn`` nearest tokens in feature space, styled; later levels: among the ``K`` siblings,
       unstyled), then :class:`ResidualUpsample` to ``K`` children, then an MLP (styled up to
@@ -75,6 +76,7 @@ class GSGANTrunk(nn.Module):
         grid_size: int,
         camera_conditioning: bool,
         anchors: bool,
+        grid_read: Literal["interpolate", "released"] = "interpolate",
     ) -> None:
         super().__init__()
         num_levels = len(widths)
@@ -83,7 +85,7 @@ class GSGANTrunk(nn.Module):
         coords = torch.randn(num_initial, 3)
         coords = coords * torch.rsqrt(coords.square().mean(dim=1, keepdim=True) + 1e-8) * 0.5
         self.points = nn.Parameter(coords)
-        self.encoding = PointEncoding(widths[0], grid_size)
+        self.encoding = PointEncoding(widths[0], grid_size, grid_read=grid_read)
         self.transformer = nn.ModuleList(
             GatedTransformerBlock(widths[0], w_dim, max(1, widths[0] // head_dim), mlp_ratio)
             for _ in range(depth)

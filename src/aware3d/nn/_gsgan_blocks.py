@@ -6,6 +6,7 @@ scaled by a gate that starts at zero, and finer levels mix information with Edge
 """
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -48,12 +49,26 @@ class PointEncoding(nn.Module):
 
     ``e(p) = [sin(A p + a), (g_x(p_x) + g_y(p_y) + g_z(p_z)) / sqrt(3)]``: ``width // 2`` random
     Fourier features (``A`` uniform in ``+-sqrt(3)``, SIREN's first-layer range) and, per axis, a
-    learned table of ``grid_size`` cells read by linear interpolation at the coordinate
-    (``align_corners=False``, border cells extended).
+    learned table of ``grid_size`` cells.
+
+    ``grid_read="interpolate"`` (default) reads the table by linear interpolation at the coordinate
+    (``align_corners=False``, border cells extended). ``grid_read="released"`` reads it as GSGAN's
+    released code does (``grid_sample`` of a ``[C, 1, grid_size]`` image at ``(x, y) = (0, p)``,
+    bilinear, zero padding): the middle of the table (the mean of cells ``G/2 - 1`` and ``G/2`` for
+    an even ``G``), scaled by ``1 - |p| / 2``, for every ``p`` in ``[-1, 1]``.
     """
 
-    def __init__(self, width: int, grid_size: int) -> None:
+    def __init__(
+        self,
+        width: int,
+        grid_size: int,
+        *,
+        grid_read: Literal["interpolate", "released"] = "interpolate",
+    ) -> None:
         super().__init__()
+        if grid_read not in ("interpolate", "released"):
+            raise ValueError(f"`grid_read` must be 'interpolate' or 'released', got {grid_read!r}")
+        self.grid_read = grid_read
         self.fourier = nn.Linear(3, width // 2)
         with torch.no_grad():
             self.fourier.weight.uniform_(-math.sqrt(3.0), math.sqrt(3.0))
@@ -61,6 +76,13 @@ class PointEncoding(nn.Module):
 
     def forward(self, points: Tensor) -> Tensor:
         """``points [B, N, 3]`` in ``(-1, 1)`` -> tokens ``[B, N, width]``."""
+        if self.grid_read == "released":
+            grid_features = self._released_grid(points)
+        else:
+            grid_features = self._interpolated_grid(points)
+        return torch.cat([torch.sin(self.fourier(points)), grid_features], dim=-1)
+
+    def _interpolated_grid(self, points: Tensor) -> Tensor:
         cells = self.grid.shape[-1]
         where = ((points + 1) * cells / 2 - 0.5).clamp(0, cells - 1)  # [B, N, 3]
         low = where.floor().clamp_max(cells - 2) if cells > 1 else where.floor()
@@ -70,8 +92,21 @@ class PointEncoding(nn.Module):
         axes = torch.arange(3, device=points.device)
         below = table[axes, low]  # [B, N, 3, C]
         above = table[axes, (low + 1).clamp_max(cells - 1)]
-        grid_features = (below + frac * (above - below)).sum(dim=2) / math.sqrt(3.0)
-        return torch.cat([torch.sin(self.fourier(points)), grid_features], dim=-1)
+        return (below + frac * (above - below)).sum(dim=2) / math.sqrt(3.0)
+
+    def _released_grid(self, points: Tensor) -> Tensor:
+        # grid_sample's source index along the G cells at x = 0 is G / 2 - 0.5; along the size-1
+        # axis at y = p it is p / 2, so the one row is weighted 1 - |p| / 2 (its neighbour is
+        # zero padding)
+        cells = self.grid.shape[-1]
+        centre = cells / 2 - 0.5
+        low = math.floor(centre)
+        frac = centre - low
+        middle = self.grid[..., low]  # [3, C]
+        if frac:
+            middle = middle * (1 - frac) + self.grid[..., low + 1] * frac
+        weight = (1 - points.abs() / 2).clamp_min(0)  # [B, N, 3]
+        return (weight[..., None] * middle).sum(dim=2) / math.sqrt(3.0)
 
 
 class GatedTransformerBlock(nn.Module):

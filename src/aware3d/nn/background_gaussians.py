@@ -12,8 +12,9 @@ Per point ``p`` (learnable, shared by all scenes) with style ``w``:
 * features ``h = block_0(sin(W p + b), w)``, ``block`` = two residual modulated layers
   ``h <- h + g * act(ModLinear(h, w))`` with learnable per-channel gains ``g`` (initially 0.01);
 * parent: position ``R p / |p|``; log-scale ``s = c - softplus(c - s_raw)`` with
-  ``s_raw = head + c`` (a soft cap at ``c = scale_cap``); rotation ``(1, 0, 0, 0) + head``;
-  features ``head``; opacity ``sigmoid(logit(0.1) + head)``;
+  ``s_raw = head + s_0`` (a soft cap at ``c = scale_cap``; ``s_0 = scale_init``, by default
+  ``c``); rotation ``(1, 0, 0, 0) + head``; features ``head``; opacity
+  ``sigmoid(logit(o_0) + head)`` (``o_0 = initial_opacity``, 0.1);
 * children (``K`` per parent): ``h_k = (h + u_k) / sqrt(2)`` with ``[u_1 ... u_K]`` a modulated
   layer of ``h``, then ``block_1``; position ``x + R(q) diag(exp s) tanh(d)`` projected back onto
   the sphere; log-scale ``max(s - [max exp(s) > split_threshold] ln(K) / 3 - softplus(-ds),
@@ -24,6 +25,9 @@ Per point ``p`` (learnable, shared by all scenes) with style ``w``:
 
 Heads are modulated, not demodulated, with initial weight scales 1 (position, features,
 opacity) and 0.01 (scale, rotation), so the children start near their parents.
+``modulation="released"`` gives every modulated layer the released formula (the demodulation
+epsilon on the raw weight, outputs clamped to ``[-256, 256]``), so that converted checkpoints
+reproduce the released network to float64 rounding.
 
 Precision: under ``torch.autocast`` the modulated layers' products run in autocast's dtype; the
 points' encoding ``sin(W p + b)`` and the Gaussians' geometry (children, projection onto the
@@ -32,6 +36,7 @@ have that dtype.
 """
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +46,7 @@ from torch import Tensor, nn
 from aware3d._checked import checked
 from aware3d._precision import autocast_off
 from aware3d._validation import (
+    check_choice,
     check_module_device,
     check_module_dtype,
     check_number,
@@ -53,19 +59,60 @@ from aware3d._validation import (
 )
 from aware3d.functional.hierarchy import HierarchyNodes, _densify, normalize_quaternion
 from aware3d.gaussians import Gaussians
+from aware3d.nn._activations import scaled_leaky_relu
 from aware3d.nn.layers import ModulatedLinear
 
 __all__ = ["GaussianBackground"]
 
-_INITIAL_OPACITY_LOGIT = math.log(0.1 / 0.9)
+#: The released modulated layers clamp their outputs to +-256 (``bias_act(..., clamp=256)``).
+_RELEASED_CLAMP = 256.0
+
+Modulation = Literal["aware3d", "released"]
+
+
+class _ModulatedLinear(ModulatedLinear):
+    """:class:`ModulatedLinear`, or (``modulation="released"``) GSGAN's released modulated layer.
+
+    The released layer demodulates with ``d_o = (sum_i (W_oi s_i)^2 + 1e-8)^-1/2`` on the raw
+    weight ``W`` (the library adds ``1e-8`` to the gain-scaled weight's sum instead: a 1e-8-level
+    difference), skips the weight gain when demodulating (it cancels), and clamps every output
+    to ``[-256, 256]`` after the activation. Same parameters and names as ``ModulatedLinear``.
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, w_dim: int, *, modulation: Modulation,
+        demodulate: bool = True, leaky_relu: bool = True,
+    ) -> None:  # fmt: skip
+        super().__init__(
+            in_features, out_features, w_dim, demodulate=demodulate, leaky_relu=leaky_relu
+        )
+        self.modulation = modulation
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        """``x [B, ..., in]``, ``w [B, w_dim]`` -> ``[B, ..., out]`` (inputs trusted: private)."""
+        if self.modulation == "aware3d":
+            return super().forward(x, w)
+        styles = self.affine(w)
+        view = (styles.shape[0],) + (1,) * (x.ndim - 2) + (styles.shape[-1],)
+        if self.demodulate:
+            y = F.linear(x * styles.reshape(view), self.weight)
+            demod = torch.rsqrt(styles.square() @ self.weight.square().T + 1e-8)
+            y = y * demod.reshape(*view[:-1], self.out_features)
+        else:
+            y = F.linear(x * (styles * self.weight_gain).reshape(view), self.weight)
+        y = y + self.bias
+        y = scaled_leaky_relu(y) if self.leaky_relu else y
+        return y.clamp(-_RELEASED_CLAMP, _RELEASED_CLAMP)
 
 
 class _ResidualBlock(nn.Module):
     """Two residual modulated layers with learnable per-channel branch gains (initially 0.01)."""
 
-    def __init__(self, width: int, w_dim: int) -> None:
+    def __init__(self, width: int, w_dim: int, modulation: Modulation) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(ModulatedLinear(width, width, w_dim) for _ in range(2))
+        self.layers = nn.ModuleList(
+            _ModulatedLinear(width, width, w_dim, modulation=modulation) for _ in range(2)
+        )
         self.gains = nn.Parameter(torch.full((2, width), 0.01))
 
     def forward(self, h: Tensor, w: Tensor) -> Tensor:
@@ -77,7 +124,9 @@ class _ResidualBlock(nn.Module):
 class _Heads(nn.Module):
     """Modulated, non-demodulated linear heads for each attribute, with GSGAN's initial scales."""
 
-    def __init__(self, width: int, w_dim: int, feature_dim: int, *, position: bool) -> None:
+    def __init__(
+        self, width: int, w_dim: int, feature_dim: int, *, position: bool, modulation: Modulation
+    ) -> None:
         super().__init__()
         sizes = {"scale": (3, 0.01), "rotation": (4, 0.01), "features": (feature_dim, 1.0),
                  "opacity": (1, 1.0)}  # fmt: skip
@@ -85,7 +134,9 @@ class _Heads(nn.Module):
             sizes["position"] = (3, 1.0)
         self.heads = nn.ModuleDict()
         for name, (size, init_scale) in sizes.items():
-            head = ModulatedLinear(width, size, w_dim, demodulate=False, leaky_relu=False)
+            head = _ModulatedLinear(
+                width, size, w_dim, modulation=modulation, demodulate=False, leaky_relu=False
+            )
             with torch.no_grad():
                 head.weight.mul_(init_scale)
             self.heads[name] = head
@@ -125,6 +176,12 @@ class GaussianBackground(nn.Module):
         split_threshold: a parent whose largest scale exceeds it gives children whose scales are
             ``K^(1/3)`` times smaller (the volume split among ``K``).
         min_log_scale: lower clamp of the children's log-scale.
+        scale_init: the parents' log-scale before the head's output (``s_raw = head +
+            scale_init``); default ``scale_cap`` (GSGAN's ``scale_init_bg = scale_threshold_bg``).
+        initial_opacity: the parents' opacity before the head's output (GSGAN: 0.1).
+        modulation: ``"aware3d"`` (default): the library's :class:`~aware3d.nn.ModulatedLinear`.
+            ``"released"``: GSGAN's released modulated layers (demodulation epsilon on the raw
+            weight, outputs clamped to ``[-256, 256]``), for converted checkpoints.
         seed: seed of the points' initialisation (a shell ``z <= 0``, norm ``sqrt(3)``) and the
             encoding's random frequencies.
     """
@@ -141,6 +198,9 @@ class GaussianBackground(nn.Module):
         scale_cap: float = -2.0,
         split_threshold: float = 0.05,
         min_log_scale: float = -10.0,
+        scale_init: float | None = None,
+        initial_opacity: float = 0.1,
+        modulation: Modulation = "aware3d",
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -153,6 +213,15 @@ class GaussianBackground(nn.Module):
         self.scale_cap = check_number("scale_cap", scale_cap)
         self.split_threshold = check_positive_number("split_threshold", split_threshold)
         self.min_log_scale = check_number("min_log_scale", min_log_scale)
+        self.scale_init = (
+            self.scale_cap if scale_init is None else check_number("scale_init", scale_init)
+        )
+        initial_opacity = check_positive_number("initial_opacity", initial_opacity)
+        if initial_opacity >= 1:
+            raise ValueError(f"`initial_opacity` must be in (0, 1), got {initial_opacity!r}")
+        self.initial_opacity_logit = math.log(initial_opacity / (1 - initial_opacity))
+        check_choice("modulation", modulation, ("aware3d", "released"))
+        self.modulation: Modulation = modulation
         if self.scale_cap > 0 or self.min_log_scale >= 0:
             raise ValueError(
                 "`scale_cap` must be <= 0 and `min_log_scale` < 0 (log-scales are clamped to "
@@ -170,11 +239,13 @@ class GaussianBackground(nn.Module):
                 torch.rand(hidden, 3, generator=generator) * (2 * bound) - bound
             )
             self.encoding.bias.copy_(torch.rand(hidden, generator=generator) * 2 - 1)
-        self.parent_block = _ResidualBlock(hidden, w_dim)
-        self.parent_heads = _Heads(hidden, w_dim, feature_dim, position=False)
-        self.upsample = ModulatedLinear(hidden, children * hidden, w_dim)
-        self.child_block = _ResidualBlock(hidden, w_dim)
-        self.child_heads = _Heads(hidden, w_dim, feature_dim, position=True)
+        self.parent_block = _ResidualBlock(hidden, w_dim, modulation)
+        self.parent_heads = _Heads(
+            hidden, w_dim, feature_dim, position=False, modulation=modulation
+        )
+        self.upsample = _ModulatedLinear(hidden, children * hidden, w_dim, modulation=modulation)
+        self.child_block = _ResidualBlock(hidden, w_dim, modulation)
+        self.child_heads = _Heads(hidden, w_dim, feature_dim, position=True, modulation=modulation)
 
     @property
     def num_gaussians(self) -> int:
@@ -223,10 +294,10 @@ class GaussianBackground(nn.Module):
     ) -> Gaussians:
         """The parents and their children from the heads' raw values (the geometry)."""
         position = F.normalize(points, dim=-1) * self.radius
-        raw_scale = parent["scale"] + self.scale_cap
+        raw_scale = parent["scale"] + self.scale_init
         log_scale = self.scale_cap - F.softplus(self.scale_cap - raw_scale)
         rotation = parent["rotation"] + points.new_tensor([1.0, 0.0, 0.0, 0.0])
-        opacity_logit = parent["opacity"][..., 0] + _INITIAL_OPACITY_LOGIT
+        opacity_logit = parent["opacity"][..., 0] + self.initial_opacity_logit
         features = parent["features"]
 
         # GSGAN's children of the parents (densify with rho = K^(1/3) above split_threshold and

@@ -145,6 +145,8 @@ class _TokenDecoder(nn.Module):
         color_activation: Literal["identity", "sh0"] = "identity",
         accumulate_rotations: bool = False,
         clamp_positions: bool = False,
+        level0_gaussians: Literal["anchor", "released"] = "anchor",
+        point_encoding: Literal["interpolate", "released"] = "interpolate",
     ) -> None:
         super().__init__()
         self.w_dim = check_positive_int("w_dim", w_dim)
@@ -182,7 +184,17 @@ class _TokenDecoder(nn.Module):
         self.color_activation = color_activation
         self.accumulate_rotations = check_bool("accumulate_rotations", accumulate_rotations)
         self.clamp_positions = check_bool("clamp_positions", clamp_positions)
+        check_choice("level0_gaussians", level0_gaussians, ("anchor", "released"))
+        check_choice("point_encoding", point_encoding, ("interpolate", "released"))
+        self.level0_gaussians = level0_gaussians
+        self.point_encoding = point_encoding
         gsgan = self.blocks == "gsgan"
+        if level0_gaussians == "released" and not self._has_anchors:
+            raise ValueError(
+                "`level0_gaussians='released'` needs anchors (HierarchicalGaussianDecoder)"
+            )
+        if point_encoding == "released" and not gsgan:
+            raise ValueError("`point_encoding='released'` needs blocks='gsgan'")
         if initial_opacity is None:
             initial_opacity = GSGAN_INITIAL_OPACITY if gsgan else 0.5
         initial_opacity = check_positive_number("initial_opacity", initial_opacity)
@@ -223,6 +235,7 @@ class _TokenDecoder(nn.Module):
                 head_dim=head_dim, mlp_ratio=mlp_ratio, knn=knn,
                 styled_levels=styled_levels, grid_size=check_positive_int("grid_size", grid_size),
                 camera_conditioning=self.camera_conditioning, anchors=self._has_anchors,
+                grid_read=point_encoding,
             )  # fmt: skip
         else:
             if self.camera_conditioning:
@@ -337,6 +350,16 @@ class _TokenDecoder(nn.Module):
             f"num_initial={self.num_initial}, children={self.children_count}, "
             f"num_gaussians={self.num_gaussians}, num_ws={self.num_ws}, rho={self.rho:.4g}, "
             f"pixel_size={self.pixel_size:.4g}, level0_max_scale={self.level0_max_scale:.4g}"
+            + (
+                f", level0_gaussians={self.level0_gaussians!r}"
+                if self.level0_gaussians != "anchor"
+                else ""
+            )
+            + (
+                f", point_encoding={self.point_encoding!r}"
+                if self.point_encoding != "interpolate"
+                else ""
+            )
         )
 
     def activate_colours(self, features: Float[Tensor, "*batch F"]) -> Float[Tensor, "*batch F"]:
@@ -399,17 +422,24 @@ class _TokenDecoder(nn.Module):
 
     def _child(
         self, parent: HierarchyNodes, raw: HierarchyNodes, *, rho: float | None = None,
-        log_scale_cap: float | None = None,
+        log_scale_cap: float | None = None, min_log_scale: float | None = None,
     ) -> HierarchyNodes:  # fmt: skip
+        floor = self.min_log_scale if min_log_scale is None else min_log_scale
         return _densify(
-            parent, raw, self.rho if rho is None else rho, self.pixel_size, self.min_log_scale,
+            parent, raw, self.rho if rho is None else rho, self.pixel_size, floor,
             parent_is_unit=not self.accumulate_rotations, log_scale_cap=log_scale_cap,
             normalize_rotation=not self.accumulate_rotations,
         )  # fmt: skip
 
     def _level0_anchors(self, root: HierarchyNodes, raw: HierarchyNodes) -> HierarchyNodes:
-        """Children of the root box with sigma at most ``level0_max_scale``."""
-        return self._child(root, raw, log_scale_cap=math.log(self.level0_max_scale))
+        """Children of the root box with sigma at most ``level0_max_scale``.
+
+        With ``level0_gaussians="released"`` their log-scales have no floor (GSGAN's released code
+        clamps log-scales from level 1 on only).
+        """
+        floor = -math.inf if self.level0_gaussians == "released" else None
+        cap = math.log(self.level0_max_scale)
+        return self._child(root, raw, log_scale_cap=cap, min_log_scale=floor)
 
     def forward_hierarchy(
         self,
@@ -585,6 +615,15 @@ class HierarchicalGaussianDecoder(_TokenDecoder):
         accumulate_rotations: store ``q = q_p + dq`` without normalising (GSGAN's released
             rule); rotations are normalised where they are used. Default: ``q`` is normalised.
         clamp_positions: clamp rendered positions to the box ``[-e, e]^3`` (GSGAN's final clamp).
+        level0_gaussians: ``"anchor"`` (default): a level-0 Gaussian refines every attribute of
+            its own level-0 anchor. ``"released"``: as GSGAN's released code, only its position
+            does (inside the anchor's one-sigma box); its log-scale (capped at
+            ``level0_max_scale``), rotation, opacity and features refine the root's initial
+            values, as the anchors do, and level-0 log-scales (anchors and Gaussians) have no
+            ``min_log_scale`` floor.
+        point_encoding: ``"interpolate"`` (default): the positional grid is read by linear
+            interpolation along its ``grid_size`` cells. ``"released"``: as GSGAN's released code
+            reads it, the middle of the grid scaled by ``1 - |p| / 2`` (``blocks="gsgan"`` only).
 
     Attributes:
         num_ws: the number of style vectors ``forward`` takes.
@@ -611,7 +650,12 @@ class HierarchicalGaussianDecoder(_TokenDecoder):
         if level == 0:
             assert raw_anchor is not None
             level_anchor = self._level0_anchors(root, raw_anchor)
-            return self._child(level_anchor, raw_gaussian, rho=1.0), level_anchor
+            in_box = self._child(level_anchor, raw_gaussian, rho=1.0)
+            if self.level0_gaussians == "anchor":
+                return in_box, level_anchor
+            # as released: only the position refines the anchor; the rest refines the root
+            of_root = self._level0_anchors(root, raw_gaussian)
+            return of_root._replace(position=in_box.position), level_anchor
         if raw_anchor is None or level == self.num_levels - 1:
             return self._child(anchor, raw_gaussian), None
         return self._child(anchor, raw_gaussian), self._child(anchor, raw_anchor)
