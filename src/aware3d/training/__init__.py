@@ -20,6 +20,7 @@ from aware3d.training.discriminator import (
     dual_discriminator_input,
 )
 from aware3d.training.distributed import DistributedContext, init_distributed
+from aware3d.training.dual_discriminator import DualDiscriminator
 from aware3d.training.ema import ema_beta, make_ema, update_ema
 from aware3d.training.evaluate import Evaluator, sample_images
 from aware3d.training.fit import STOPPED_EXIT_CODE, FitResult, StepInfo, fit, resolve_resume
@@ -78,6 +79,7 @@ __all__ = [
     "DataPosition",
     "DiscriminatorPass",
     "DistributedContext",
+    "DualDiscriminator",
     "EqualizedConv2d",
     "Evaluator",
     "FidKid",
