@@ -392,3 +392,33 @@ def test_allow_list_names_no_code_runners():
     modules = {module for module, _ in ALLOWED_GLOBALS}
     assert not modules & {"os", "posix", "nt", "subprocess", "sys", "importlib", "runpy", "io"}
     assert not {("builtins", "eval"), ("builtins", "exec"), ("torch", "load")} & ALLOWED_GLOBALS
+
+
+def test_large_storages_are_read_from_the_file_in_place(tmp_path, no_author_packages):
+    # Storages of >= 64 KiB are not read into a byte string first: torch.load reads them through
+    # a window onto the file (the pickle writes them outside its frames).
+    big = torch.randn(300, 100)  # 120 KB
+    G = Persistent("Generator")
+    G.register_parameter("weight", nn.Parameter(big))
+    G.register_buffer("small", torch.arange(5.0))
+    path = write(tmp_path, snapshot(G=G, G_ema=G))
+    net = read_network_pickle(path)
+    torch.testing.assert_close(net.G.state_dict()["weight"], big, rtol=0, atol=0)
+    torch.testing.assert_close(net.G.state_dict()["small"], torch.arange(5.0), rtol=0, atol=0)
+    data = path.read_bytes()
+    for keep in (len(data) // 2, len(data) - 10):  # cut inside the large storage, and after it
+        cut = write(tmp_path, data[:keep], f"cut{keep}.pkl")
+        with pytest.raises(NetworkPickleError, match="ends early|damaged"):
+            read_network_pickle(cut)
+
+
+def test_records_can_be_deep_copied(tmp_path, no_author_packages):
+    import copy
+
+    G, _ = generator()
+    net = read_network_pickle(write(tmp_path, snapshot(G=G)))
+    clone = copy.deepcopy(net)
+    decoder = clone.G.submodules["decoder"]
+    assert isinstance(decoder, Placeholder)
+    assert decoder.qualified_name == "training.triplane.OSGDecoder"
+    assert clone.G.state_dict().keys() == net.G.state_dict().keys()

@@ -35,7 +35,9 @@ Format facts (from ``torch_utils/persistence.py``, ``training/training_loop.py``
   (non-zip) ``torch.save`` stream of the storage that records its device (``cuda:0`` in GSGAN's
   snapshots, which skip EG3D's ``.cpu()``). Torch's ``_load_from_bytes`` unpickles ``b`` with
   ``weights_only=False``; this reader never calls it and parses ``b`` with
-  ``torch.load(weights_only=True, map_location="cpu")`` instead.
+  ``torch.load(weights_only=True, map_location="cpu")`` instead, reading a large ``b`` straight
+  from the file (see :class:`_SafeUnpickler`), so that a file needs about its own size in
+  memory.
 
 Everything else is refused by name (:class:`ForbiddenGlobalError`) before it is imported; the
 allow-list is :data:`ALLOWED_GLOBALS` plus the namespaces in :data:`PLACEHOLDER_NAMESPACES`, the
@@ -47,15 +49,17 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import collections
+import copy
 import dataclasses
 import importlib
 import io
 import os
 import pickle
 import re
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, TypeAlias
+from typing import Any, BinaryIO, ClassVar, TypeAlias, cast
 
 import numpy as np
 import torch
@@ -349,6 +353,13 @@ class Placeholder(_ModuleTree):
     def __setstate__(self, state: Any) -> None:
         self.state = _plain(state, _Memo())
 
+    def __deepcopy__(self, memo: dict[Any, Any]) -> Placeholder:
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for name in ("args", "kwargs", "state", "items", "list_items"):
+            setattr(new, name, copy.deepcopy(getattr(self, name), memo))
+        return new
+
     def __setitem__(self, key: Any, value: Any) -> None:
         self.items[_plain(key, _Memo())] = _plain(value, _Memo())
 
@@ -423,7 +434,8 @@ def read_network_pickle(path: str | os.PathLike[str]) -> NetworkPickle:
             data = _plain(data, unpickler.plain_memo)
         except NetworkPickleError:
             raise
-        except (EOFError, pickle.UnpicklingError) as exc:
+        except (EOFError, pickle.UnpicklingError, IndexError, KeyError, struct.error) as exc:
+            # the pure-Python unpickler meets garbage as an empty stack or memo, or short input
             if isinstance(exc, EOFError) or "truncated" in str(exc):
                 problem = "the file ends early (truncated?)"
             else:
@@ -504,12 +516,151 @@ def _numpy_multiarray() -> Any:
         return importlib.import_module("numpy.core.multiarray")
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    """A :class:`pickle.Unpickler` whose ``find_class`` resolves only the allow-list."""
+#: Byte strings at least this long are not kept in the unpickler's memo (see _SafeUnpickler).
+_UNMEMOISED_BYTES = 1 << 16
+
+
+class _FileWindow(io.RawIOBase):
+    """A read-only, seekable view of ``length`` bytes of ``file`` from ``start`` (not read yet)."""
+
+    def __init__(self, file: BinaryIO, start: int, length: int) -> None:
+        super().__init__()
+        self._file, self._start, self._length, self._position = file, start, length, 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(memoryview(buffer).cast("B")), self._length - self._position)
+        if count <= 0:
+            return 0
+        self._file.seek(self._start + self._position)
+        got = self._file.readinto(memoryview(buffer).cast("B")[:count])  # type: ignore[attr-defined]
+        self._position += got
+        return got
+
+
+class _DroppedMemo:
+    """What the memo holds in place of a large byte string it did not keep."""
+
+
+_DROPPED = _DroppedMemo()
+
+
+#: Python's pure-Python unpickler (typeshed describes it as the C one, without its internals).
+_PurePythonUnpickler: Any = pickle._Unpickler  # type: ignore[attr-defined]
+
+
+class _SafeUnpickler(_PurePythonUnpickler):
+    """An unpickler whose ``find_class`` resolves only the allow-list.
+
+    It is Python's own (pure-Python) unpickler with two changes, so that reading a file needs
+    about its size in memory, not twice that. Every tensor storage arrives as a byte string (the
+    argument of ``torch.storage._load_from_bytes``, a legacy ``torch.save`` stream of at least
+    :data:`_UNMEMOISED_BYTES` for any real weight): such a string, when it lies in the file
+    outside a pickle frame (as ``pickle.dump`` to a file writes it), is not read but passed on
+    as a :class:`_FileWindow` onto the file, from which ``torch.load`` reads the storage straight
+    into its own memory; and such strings are not kept in the memo (a pickler memoises them but
+    never refers to them again; a reference to a dropped one is refused with a clear error).
+    """
+
+    dispatch = _PurePythonUnpickler.dispatch.copy()
+
+    def _load_sized_bytes(self, size_format: str) -> None:
+        (length,) = struct.unpack(size_format, self.read(struct.calcsize(size_format)))
+        frame = self._unframer.current_frame
+        in_frame = frame is not None and frame.tell() < len(frame.getbuffer())
+        if length < _UNMEMOISED_BYTES or in_frame:
+            data = self.read(length)
+            if len(data) < length:
+                raise EOFError("the pickle ends inside a byte string (truncated)")
+            self.append(data)
+            return
+        start = self._source.tell()
+        if start + length > self._source_size:
+            raise EOFError("the pickle ends inside a byte string (truncated)")
+        self._source.seek(start + length)
+        self.append(_FileWindow(self._source, start, length))
+
+    def _load_binbytes(self) -> None:
+        self._load_sized_bytes("<I")
+
+    def _load_binbytes8(self) -> None:
+        self._load_sized_bytes("<Q")
+
+    dispatch[pickle.BINBYTES[0]] = _load_binbytes
+    dispatch[pickle.BINBYTES8[0]] = _load_binbytes8
+
+    def _memo_value(self) -> Any:
+        value = self.stack[-1]
+        if isinstance(value, bytes | bytearray) and len(value) >= _UNMEMOISED_BYTES:
+            return _DROPPED
+        return value
+
+    def _load_put(self) -> None:
+        index = int(self.readline()[:-1])
+        if index < 0:
+            raise self._fail("negative PUT argument")
+        self.memo[index] = self._memo_value()
+
+    def _load_binput(self) -> None:
+        index = self.read(1)[0]
+        self.memo[index] = self._memo_value()
+
+    def _load_long_binput(self) -> None:
+        index = int.from_bytes(self.read(4), "little")
+        self.memo[index] = self._memo_value()
+
+    def _load_memoize(self) -> None:
+        self.memo[len(self.memo)] = self._memo_value()
+
+    def _checked_get(self, index: int) -> None:
+        if index not in self.memo:
+            raise pickle.UnpicklingError(f"Memo value not found at index {index}")
+        value = self.memo[index]
+        if value is _DROPPED:
+            raise self._fail(
+                "the pickle refers twice to a tensor's byte string; this reader does not keep "
+                "them (network snapshots never do this)"
+            )
+        self.append(value)
+
+    def _load_get(self) -> None:
+        self._checked_get(int(self.readline()[:-1]))
+
+    def _load_binget(self) -> None:
+        self._checked_get(self.read(1)[0])
+
+    def _load_long_binget(self) -> None:
+        self._checked_get(int.from_bytes(self.read(4), "little"))
+
+    dispatch[pickle.PUT[0]] = _load_put
+    dispatch[pickle.BINPUT[0]] = _load_binput
+    dispatch[pickle.LONG_BINPUT[0]] = _load_long_binput
+    dispatch[pickle.MEMOIZE[0]] = _load_memoize
+    dispatch[pickle.GET[0]] = _load_get
+    dispatch[pickle.BINGET[0]] = _load_binget
+    dispatch[pickle.LONG_BINGET[0]] = _load_long_binget
 
     def __init__(self, file: BinaryIO, path: str) -> None:
         super().__init__(file)
         self.path = path
+        self._source = file
+        self._source_size = os.fstat(file.fileno()).st_size
         self.plain_memo = _Memo()
         self._placeholders: dict[str, type[Placeholder]] = {}
         multiarray = _numpy_multiarray()
@@ -622,15 +773,19 @@ class _SafeUnpickler(pickle.Unpickler):
         )
 
     def _load_storage(self, data: Any) -> Any:
-        if not isinstance(data, bytes | bytearray):
+        if not isinstance(data, bytes | bytearray | _FileWindow):
             raise self._fail(f"torch.storage._load_from_bytes got {_describe(data)}, not bytes")
+        stream = data if isinstance(data, _FileWindow) else io.BytesIO(data)
+        here = self._source.tell()
         try:
-            storage = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+            storage = torch.load(cast(Any, stream), weights_only=True, map_location="cpu")
         except Exception as exc:
             raise self._fail(
                 "a tensor's storage stream was refused or unreadable by "
                 f"torch.load(weights_only=True): {type(exc).__name__}: {_torch_reason(exc)}"
             ) from exc
+        finally:
+            self._source.seek(here)
         if not isinstance(storage, torch.storage.TypedStorage | torch.UntypedStorage):
             raise self._fail(f"a tensor's storage stream holds {_describe(storage)}")
         return storage
