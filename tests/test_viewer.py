@@ -26,7 +26,7 @@ from aware3d.viewer import ViewRenderer, ViewSettings, eg3d_pose, load_model, re
 from aware3d.viewer.model import UnknownCheckpointError, frontal_label, seed_latent
 from aware3d.viewer.render import yaw_pitch_of
 
-RES = 32
+RES = 16
 
 
 def make_checkpoint(folder: Path, model: str, resolution: int = RES) -> Path:
@@ -88,6 +88,7 @@ def render_sample(checkpoint: Path, out: Path, seed: int) -> np.ndarray:
 # ---------------------------------------------------------------------- frames without a browser
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["demo", "gsgan", "ballgan"])
 def test_default_frame_is_what_aware3d_render_writes(checkpoints, tmp_path, name):
     model = load_model(checkpoints[name])
@@ -188,9 +189,9 @@ def test_unknown_checkpoints_are_clear_errors(tmp_path):
 def test_benchmark_prints_frames_per_second(checkpoints, capsys):
     from aware3d.cli import main
 
-    main(["view", str(checkpoints["demo"]), "--benchmark", "2", "--resolution", "32"])
+    main(["view", str(checkpoints["demo"]), "--benchmark", "2", "--resolution", "16"])
     report = json.loads(capsys.readouterr().out)
-    assert report["fps"] > 0 and report["frames"] == 2 and report["resolution"] == 32
+    assert report["fps"] > 0 and report["frames"] == 2 and report["resolution"] == 16
 
 
 def test_view_of_an_unknown_checkpoint_is_an_error(tmp_path, capsys):

@@ -57,6 +57,14 @@ class LoadedModel:
     source: Path
     description: str
 
+    @classmethod
+    def from_generator(
+        cls, generator: nn.Module, resolution: int, description: str = "a generator"
+    ) -> "LoadedModel":
+        """A generator built in Python (no checkpoint), put in eval mode without gradients."""
+        generator = generator.eval().requires_grad_(False)
+        return cls(generator, family_of(generator), int(resolution), Path("."), description)
+
     @property
     def device(self) -> torch.device:
         """The device of the generator's parameters."""

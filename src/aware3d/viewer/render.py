@@ -381,7 +381,10 @@ def measure_fps(
     frames; ``warmup`` frames are rendered first and not timed.
 
     Returns:
-        ``{"fps", "median_ms", "mean_ms", "frames", "resolution", "threads"}``.
+        ``{"fps", "median_ms", "mean_ms", "frames", "resolution", "threads", "cpu_ms"}``;
+        ``cpu_ms`` is the process's CPU time per frame (all threads), which other jobs on a busy
+        machine do not inflate: a frame takes between ``cpu_ms / threads`` and ``cpu_ms`` of
+        wall time on an idle machine.
     """
     import statistics
 
@@ -390,13 +393,14 @@ def measure_fps(
     _, pitch, radius = yaw_pitch_of(settings.cam2world)
     for _ in range(warmup):
         renderer.render(settings)
-    times, frame = [], None
+    times, frame, cpu = [], None, 0.0
     for i in range(frames):
         yaw = -30 + 60 * i / max(frames - 1, 1)
         frame_settings = settings.replace(cam2world=eg3d_pose(yaw, pitch, radius))
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         frame = renderer.render(frame_settings)
         times.append(time.perf_counter() - start)
+        cpu += time.process_time() - cpu_start
     assert frame is not None
     mean = sum(times) / len(times)
     return {
@@ -406,4 +410,5 @@ def measure_fps(
         "frames": float(frames),
         "resolution": float(frame.shape[0]),
         "threads": float(torch.get_num_threads()),
+        "cpu_ms": 1000 * cpu / frames,
     }
