@@ -83,3 +83,58 @@ def test_load_converted_refuses_other_folders(tmp_path):
     (tmp_path / "converted.json").write_text('{"format": "something-else", "version": 1}')
     with pytest.raises(ValueError, match="not a version-1 'aware3d-converted-released' file"):
         load_converted(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def released_pickle(tmp_path_factory):
+    """A snapshot with GSGAN's small released G (and G_ema) and EG3D's small released D."""
+    from persistence_writer import write
+    from test_released_discriminator import FIXTURE, released_tree
+    from test_released_gsgan import _build, _decode, _fixture, released_modules
+
+    G = _build(released_modules())
+    d = torch.load(FIXTURE, weights_only=True)
+    D = released_tree(d["class_name"], {**d["common"], **d["init_kwargs"]}, d["classes"],
+                      d["parameters"], d["buffers"])  # fmt: skip
+    kwargs = _decode(_fixture()["training_set_kwargs"], {})
+    snapshot = dict(training_set_kwargs=kwargs, G=G, D=D, G_ema=G, augment_pipe=None)
+    return write(tmp_path_factory.mktemp("released"), snapshot, "network-snapshot-000000.pkl")
+
+
+def test_convert_then_load_render_and_refuse_to_overwrite(released_pickle, tmp_path, capsys):
+    out = tmp_path / "converted"
+    main(["convert", str(released_pickle), str(out)])
+    printed = capsys.readouterr().out
+    assert "gsgan model at" in printed and "generator_ema <- G_ema" in printed
+    assert "discriminator <- D" in printed
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["converted.json", "discriminator.safetensors", "generator.safetensors",
+                     "generator_ema.safetensors"]  # fmt: skip
+    assert [p.name for p in tmp_path.iterdir()] == ["converted"]  # no temporary left
+    assert is_converted(out)
+
+    direct = load_released(released_pickle)
+    model = load_converted(out, generator=True, discriminator=True)
+    assert model.family == "gsgan" and model.info["source"]["file"] == released_pickle.name
+    for ours, theirs in zip(model.generator_ema.state_dict().values(),
+                            direct.state_dict().values(), strict=True):  # fmt: skip
+        assert torch.equal(ours, theirs)
+    assert model.generator is not None and model.discriminator is not None
+
+    with pytest.raises(SystemExit) as exit_info:  # an existing folder is refused
+        main(["convert", str(released_pickle), str(out)])
+    assert exit_info.value.code == 1 and "--overwrite" in capsys.readouterr().err
+    main(["convert", str(released_pickle), str(out), "--overwrite", "--no-discriminator"])
+    assert not (out / "discriminator.safetensors").exists()
+    assert load_converted(out, discriminator=True).discriminator is None
+
+
+def test_render_reads_a_converted_folder(released_pickle, tmp_path):
+    from aware3d.recipes import evaluate_checkpoint, render_checkpoint
+
+    out = tmp_path / "converted"
+    convert_released(released_pickle, out, discriminator=False)
+    written = render_checkpoint(out, tmp_path / "render", count=1)
+    assert written["grid"].is_file() and written["turntable"].is_file()
+    with pytest.raises(ValueError, match="converted released model: pass its data set"):
+        evaluate_checkpoint(out, data=None)
