@@ -531,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert_parser(commands)
     __import__("aware3d.cli_view", fromlist=["add_view_parsers"]).add_view_parsers(commands)
     __import__("aware3d.cli_data", fromlist=["add_data_parser"]).add_data_parser(commands)
+    __import__("aware3d.cli_invert", fromlist=["add_invert_parser"]).add_invert_parser(commands)
     return parser
 
 
