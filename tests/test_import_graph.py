@@ -17,11 +17,12 @@ PACKAGE_DIR = Path(__file__).parent.parent / "src" / "aware3d"
 
 #: Subpackages whose modules must not import one another in a circle (with the top-level modules).
 CHECKED = ("aware3d.nn", "aware3d.functional", "aware3d.models", "aware3d.data", "aware3d.viz",
-           "aware3d.training", "aware3d.recipes", "aware3d.demo", "aware3d.viewer")  # fmt: skip
+           "aware3d.training", "aware3d.recipes", "aware3d.demo", "aware3d.viewer",
+           "aware3d.inversion")  # fmt: skip
 
 #: The design's layers, lowest first: a package imports only from its own layer or below.
 LAYERS = {"functional": 0, "nn": 1, "models": 2, "data": 2, "viz": 3, "training": 4,
-          "recipes": 5, "demo": 6, "viewer": 6, "cli": 7, "cli_view": 7}  # fmt: skip
+          "recipes": 5, "inversion": 5, "demo": 6, "viewer": 6, "cli": 7, "cli_view": 7}  # fmt: skip
 
 
 def _module_names(package_dir: Path) -> dict[Path, str]:
