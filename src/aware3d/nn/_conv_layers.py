@@ -267,6 +267,16 @@ def modulated_conv2d(
     return y.reshape(batch, out_channels, 2 * height, 2 * width)
 
 
+def _check_conv_clamp(conv_clamp: object) -> float | None:
+    if conv_clamp is None:
+        return None
+    return check_positive_number("conv_clamp", conv_clamp)
+
+
+def _clamp(x: Tensor, conv_clamp: float | None) -> Tensor:
+    return x if conv_clamp is None else x.clamp(-conv_clamp, conv_clamp)
+
+
 def _check_noise_mode(noise_mode: object, generator: object) -> None:
     check_choice("noise_mode", noise_mode, NOISE_MODES)
     if generator is not None and not isinstance(generator, torch.Generator):
@@ -364,7 +374,9 @@ class SynthesisLayer(nn.Module):
     ``y = sqrt(2) * leaky_relu(conv_w(x) + g * n + b, 0.2)``: ``conv_w`` a demodulated
     :class:`ModulatedConv2d` (optionally upsampling 2x), ``n`` per-pixel noise ``[B, 1, R, R]``
     shared by the channels, ``g`` a learned scalar strength initialised to 0, ``b`` a bias
-    initialised to 0.
+    initialised to 0. With ``conv_clamp = c`` the result is clamped to ``[-c, c]`` (StyleGAN2's
+    ``conv_clamp``, which the released super-resolution networks set to 256 whenever they are
+    configured for fp16, and which then applies in float32 too); ``None`` (default) clamps nothing.
 
     Noise modes: ``"random"`` draws fresh ``N(0, 1)`` noise (from ``generator`` if given, for
     reproducibility), ``"const"`` uses the layer's fixed noise ``noise_const`` (a buffer drawn at
@@ -378,6 +390,7 @@ class SynthesisLayer(nn.Module):
         kernel_size: odd kernel size.
         upsample: double the resolution.
         use_noise: have the noise input (strength and constant noise).
+        conv_clamp: clamp the output to ``[-conv_clamp, conv_clamp]`` (``None``: no clamp).
     """
 
     noise_const: Tensor
@@ -392,9 +405,11 @@ class SynthesisLayer(nn.Module):
         *,
         upsample: bool = False,
         use_noise: bool = True,
+        conv_clamp: float | None = None,
     ) -> None:
         super().__init__()
         self.resolution = check_positive_int("resolution", resolution)
+        self.conv_clamp = _check_conv_clamp(conv_clamp)
         check_bool("upsample", upsample)
         if upsample and resolution % 2:
             raise ValueError(f"`resolution` must be even when upsampling, got {resolution}")
@@ -456,29 +471,39 @@ class SynthesisLayer(nn.Module):
             else:
                 noise = self.noise_const.to(y.dtype)
             y = y + noise * self.noise_strength
-        return scaled_leaky_relu(y + self.bias[:, None, None])
+        return _clamp(scaled_leaky_relu(y + self.bias[:, None, None]), self.conv_clamp)
 
     def extra_repr(self) -> str:
         """Resolution and noise option for ``repr``."""
-        return f"resolution={self.resolution}, use_noise={self.use_noise}"
+        clamp = "" if self.conv_clamp is None else f", conv_clamp={self.conv_clamp}"
+        return f"resolution={self.resolution}, use_noise={self.use_noise}{clamp}"
 
 
 class ToRGBLayer(nn.Module):
     """StyleGAN2's toRGB: a 1x1 modulated convolution without demodulation, plus a bias.
 
-    ``y = conv_w(x) + b``, the styles scaled by ``1 / sqrt(in_channels * k^2)``; no activation.
+    ``y = conv_w(x) + b``, the styles scaled by ``1 / sqrt(in_channels * k^2)``; no activation;
+    clamped to ``[-conv_clamp, conv_clamp]`` when ``conv_clamp`` is set.
 
     Args:
         in_channels: feature channels.
         out_channels: image channels.
         w_dim: width of ``w``.
         kernel_size: odd kernel size (1 in StyleGAN2).
+        conv_clamp: clamp of the output (``None``: no clamp).
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, w_dim: int, kernel_size: int = 1
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        kernel_size: int = 1,
+        *,
+        conv_clamp: float | None = None,
     ) -> None:
         super().__init__()
+        self.conv_clamp = _check_conv_clamp(conv_clamp)
         self.conv = ModulatedConv2d(in_channels, out_channels, w_dim, kernel_size, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
@@ -487,7 +512,7 @@ class ToRGBLayer(nn.Module):
         self, x: Float[Tensor, "B I H W"], w: Float[Tensor, "B D"]
     ) -> Float[Tensor, "B O H W"]:
         """Maps features ``[B, in_channels, H, W]`` to an image ``[B, out_channels, H, W]``."""
-        return self.conv(x, w) + self.bias[:, None, None]
+        return _clamp(self.conv(x, w) + self.bias[:, None, None], self.conv_clamp)
 
 
 class SynthesisBlock(nn.Module):
@@ -512,6 +537,8 @@ class SynthesisBlock(nn.Module):
         image_channels: channels of the skip image.
         upsample: double the resolution (ignored by the first block, which has no input).
         use_noise: give the synthesis layers noise inputs.
+        conv_clamp: clamp of every layer's output, toRGB's included (``None``: no clamp; the
+            released super-resolution networks: 256).
     """
 
     const: Tensor
@@ -527,9 +554,11 @@ class SynthesisBlock(nn.Module):
         *,
         upsample: bool = True,
         use_noise: bool = True,
+        conv_clamp: float | None = None,
     ) -> None:
         super().__init__()
         self.in_channels = check_nonnegative_int("in_channels", in_channels)
+        self.conv_clamp = _check_conv_clamp(conv_clamp)
         self.out_channels = check_positive_int("out_channels", out_channels)
         self.w_dim = check_positive_int("w_dim", w_dim)
         self.resolution = check_positive_int("resolution", resolution)
@@ -549,11 +578,13 @@ class SynthesisBlock(nn.Module):
                 resolution,
                 upsample=self.upsample,
                 use_noise=use_noise,
+                conv_clamp=conv_clamp,
             )
         self.conv1 = SynthesisLayer(
-            out_channels, out_channels, w_dim, resolution, use_noise=use_noise
-        )
-        self.torgb = ToRGBLayer(out_channels, image_channels, w_dim)
+            out_channels, out_channels, w_dim, resolution, use_noise=use_noise,
+            conv_clamp=conv_clamp,
+        )  # fmt: skip
+        self.torgb = ToRGBLayer(out_channels, image_channels, w_dim, conv_clamp=conv_clamp)
         self.num_conv = 1 if in_channels == 0 else 2
         self.num_ws = self.num_conv + 1
         self.register_buffer("taps", fir_taps(), persistent=False)

@@ -66,6 +66,10 @@ class SuperResolution(nn.Module):
         use_noise: give the synthesis layers noise inputs (EG3D: yes, but its training default is
             ``noise_mode="none"``).
         antialias: antialiased resizing of the input (EG3D's ``sr_antialias``: true).
+        conv_clamp: clamp every layer's output to ``[-conv_clamp, conv_clamp]`` (``None``, the
+            default: no clamp). EG3D's and BallGAN's training scripts build the super-resolution
+            for fp16 (``sr_num_fp16_res = 4``), which sets 256; the clamp then applies in float32
+            too, so converted released models use 256.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class SuperResolution(nn.Module):
         image_channels: int = 3,
         use_noise: bool = True,
         antialias: bool = True,
+        conv_clamp: float | None = None,
     ) -> None:
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
@@ -125,11 +130,13 @@ class SuperResolution(nn.Module):
                     image_channels,
                     upsample=upsample,
                     use_noise=use_noise,
+                    conv_clamp=conv_clamp,
                 )
             )
             previous = count
         self.blocks = nn.ModuleList(blocks)
         self.block_channels = channels
+        self.conv_clamp = blocks[0].conv_clamp
 
     @checked(same_dtype=False)
     def forward(
@@ -190,6 +197,7 @@ class SuperResolution(nn.Module):
             f"in_channels={self.in_channels}, input_resolution={self.input_resolution}, "
             f"output_resolution={self.output_resolution}, w_dim={self.w_dim}, "
             f"block_channels={self.block_channels}, antialias={self.antialias}"
+            + ("" if self.conv_clamp is None else f", conv_clamp={self.conv_clamp}")
         )
 
 

@@ -62,6 +62,8 @@ class TriplaneGenerator(nn.Module):
         channel_base: channels are ``min(channel_base // r, channel_max)`` at resolution ``r``.
         channel_max: the most channels of any block.
         use_noise: give the synthesis layers noise inputs (EG3D: yes).
+        conv_clamp: clamp every layer's output to ``[-conv_clamp, conv_clamp]`` (StyleGAN2's
+            ``conv_clamp``; ``None``, EG3D's and BallGAN's backbone default: no clamp).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class TriplaneGenerator(nn.Module):
         channel_base: int = 32768,
         channel_max: int = 512,
         use_noise: bool = True,
+        conv_clamp: float | None = None,
     ) -> None:
         super().__init__()
         self.w_dim = check_positive_int("w_dim", w_dim)
@@ -106,6 +109,7 @@ class TriplaneGenerator(nn.Module):
                     res,
                     3 * plane_channels,
                     use_noise=use_noise,
+                    conv_clamp=conv_clamp,
                 )
             )
             previous = channels(res)
