@@ -5,6 +5,7 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
@@ -31,15 +32,24 @@ from aware3d.functional.encoding import (
     sphere_angle_features,
 )
 from aware3d.functional.sphere import ray_sphere_exit
+from aware3d.nn._activations import scaled_leaky_relu
 from aware3d.nn.layers import ModulatedLinear
 
-__all__ = ["BackgroundEncoding", "OutputActivation", "SphericalBackground", "ballgan_background"]
+__all__ = [
+    "BackgroundEncoding",
+    "DemodulationEps",
+    "OutputActivation",
+    "SphericalBackground",
+    "ballgan_background",
+]
 
 BackgroundEncoding = Literal["direction", "angles"]
 OutputActivation = Literal["linear", "sigmoid"]
+DemodulationEps = Literal["scaled", "raw"]
 
 ENCODINGS = ("direction", "angles")
 OUTPUT_ACTIVATIONS = ("linear", "sigmoid")
+DEMODULATION_EPS = ("scaled", "raw")
 
 #: EG3D's and BallGAN's widened sigmoid: ``sigmoid(x) * (1 + 2 eps) - eps``.
 SIGMOID_EPS = 0.001
@@ -69,6 +79,14 @@ class SphericalBackground(nn.Module):
     returns ``sigmoid(x) (1 + 2 * 0.001) - 0.001`` (BallGAN's and EG3D's, range
     ``(-0.001, 1.001)``).
 
+    Demodulation epsilon: the hidden layers divide by ``sqrt(sum_i (W_oi g s_i)^2 + 1e-8)``
+    (``"scaled"``, the default: :class:`~aware3d.nn.ModulatedLinear`'s rule, the epsilon added to
+    the gain-scaled weight, ``g = 1 / sqrt(in_features)``) or by
+    ``sqrt(sum_i (W_oi s_i)^2 + 1e-8) / g`` (``"raw"``: BallGAN's released ``Style2Layer``, which
+    demodulates the raw weight). The two differ by about ``1e-8 / (g^2 sum_i (W_oi s_i)^2)``
+    relative, some 1e-9 for BallGAN's sizes; converted released models use ``"raw"`` so that they
+    reproduce the released features to float64 rounding.
+
     Style codes: ``w [B, D]`` drives every layer; per-layer codes ``ws [B, num_ws, D]`` with
     ``num_ws = num_layers + 1`` give ``ws[:, i]`` to hidden layer ``i`` and ``ws[:, -1]`` to the
     output layer (as BallGAN's background network consumes its own mapping network's output).
@@ -88,6 +106,7 @@ class SphericalBackground(nn.Module):
         num_freqs: octaves ``K`` of the encoding (at least 1 for ``"angles"``).
         encoding: ``"direction"`` or ``"angles"``.
         output_activation: ``"linear"`` or ``"sigmoid"``.
+        demodulation_eps: ``"scaled"`` (default) or ``"raw"`` (BallGAN's released placement).
     """
 
     def __init__(
@@ -101,8 +120,11 @@ class SphericalBackground(nn.Module):
         *,
         encoding: BackgroundEncoding = "direction",
         output_activation: OutputActivation = "linear",
+        demodulation_eps: DemodulationEps = "scaled",
     ) -> None:
         super().__init__()
+        check_choice("demodulation_eps", demodulation_eps, DEMODULATION_EPS)
+        self.demodulation_eps: DemodulationEps = demodulation_eps
         check_positive_int("w_dim", w_dim)
         check_positive_int("feature_dim", feature_dim)
         check_positive_int("hidden", hidden)
@@ -203,7 +225,10 @@ class SphericalBackground(nn.Module):
             x = fourier_features(units, self.num_freqs)
         ws = w.unbind(1) if w.ndim == 3 else (w,) * self.num_ws
         for layer, style in zip(self.layers, ws[:-1], strict=True):
-            x = layer(x, style)
+            if self.demodulation_eps == "raw":
+                x = _demodulated_raw_eps(layer, x, style)
+            else:
+                x = layer(x, style)
         x = self.output(x, ws[-1])
         if self.output_activation == "sigmoid":
             x = torch.sigmoid(x) * (1 + 2 * SIGMOID_EPS) - SIGMOID_EPS
@@ -384,7 +409,24 @@ class SphericalBackground(nn.Module):
             f"w_dim={self.w_dim}, feature_dim={self.feature_dim}, radius={self.radius}, "
             f"hidden={self.hidden}, num_layers={self.num_layers}, num_freqs={self.num_freqs}, "
             f"encoding={self.encoding!r}, output_activation={self.output_activation!r}"
+            + ("" if self.demodulation_eps == "scaled" else ", demodulation_eps='raw'")
         )
+
+
+def _demodulated_raw_eps(layer: nn.Module, x: Tensor, w: Tensor) -> Tensor:
+    """A demodulated :class:`ModulatedLinear` with the epsilon added to the raw weight's norm.
+
+    ``y = act(((x * s) @ W^T) / sqrt(s^2 @ (W^2)^T + 1e-8) + b)``: BallGAN's ``Style2Layer``
+    (a 1x1 modulated convolution of the raw weight ``W``); the gain cancels.
+    """
+    assert isinstance(layer, ModulatedLinear)
+    assert layer.demodulate
+    styles = layer.affine(w)
+    view = (styles.shape[0],) + (1,) * (x.ndim - 2) + (styles.shape[-1],)
+    y = F.linear(x * styles.reshape(view), layer.weight)
+    demod = torch.rsqrt(styles.square() @ layer.weight.square().T + 1e-8)
+    y = y * demod.reshape(*view[:-1], layer.out_features) + layer.bias
+    return scaled_leaky_relu(y) if layer.leaky_relu else y
 
 
 def ballgan_background(w_dim: int = 512, *, radius: float = 3.0) -> SphericalBackground:
