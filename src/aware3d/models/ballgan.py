@@ -22,12 +22,13 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from aware3d import _ply
-from aware3d._validation import check_positive_int, check_shape
+from aware3d._validation import check_choice, check_number, check_positive_int, check_shape
 from aware3d.cameras import Cameras
 from aware3d.functional.compositing import CompositeResult
 from aware3d.functional.losses import ballgan_density_loss, separation_loss
 from aware3d.functional.triplane import sample_triplane
 from aware3d.nn.background import SphericalBackground, ballgan_background
+from aware3d.nn.layers import NOISE_MODES
 from aware3d.nn.mapping import MappingNetwork, ballgan_background_mapping, gsgan_mapping
 from aware3d.nn.superresolution import (
     SuperResolution,
@@ -73,7 +74,8 @@ class BallGANOutput(NamedTuple):
             importance samples for BallGAN's density loss, the background alone).
         planes: the tri-planes ``[B, 3, F, R, R]``.
         ws: foreground style codes ``[B, num_ws, D]``.
-        ws_background: background style codes ``[B, num_ws_bg, D_bg]``.
+        ws_background: background style codes ``[B, num_ws_bg, D_bg]`` (``None`` without a
+            background, as in :class:`~aware3d.models.EG3DGenerator`).
     """
 
     images: Float[Tensor, "B C Ho Wo 3"]
@@ -82,7 +84,7 @@ class BallGANOutput(NamedTuple):
     render: VolumeRender
     planes: Float[Tensor, "B 3 F R R"]
     ws: Float[Tensor, "B _ D"]
-    ws_background: Float[Tensor, "B _ E"]
+    ws_background: Float[Tensor, "B _ E"] | None
 
 
 class BallGANGenerator(nn.Module):
@@ -95,10 +97,16 @@ class BallGANGenerator(nn.Module):
         renderer: :class:`~aware3d.nn.TriplaneRenderer` holding the decoder and the
             :class:`~aware3d.nn.SphericalBackground`.
         background_mapping: ``z_bg -> ws_bg [B, background.num_ws, D_bg]`` (BallGAN: 8 layers, no
-            conditioning).
+            conditioning); ``None`` together with a renderer without background (EG3D: see
+            :class:`~aware3d.models.EG3DGenerator`).
         superresolution: :class:`~aware3d.nn.SuperResolution`; reads the last of ``ws``.
         neural_resolution: the volume-rendering resolution ``h = w`` (EG3D/BallGAN: 64 at the
             start of training, 128 later).
+        label_scale: the camera label is multiplied by this before the mapping (EG3D's
+            ``c_scale``, 1); 0 feeds a zero label, as EG3D's and BallGAN's scripts do without
+            ``--gen_pose_cond`` (``c_gen_conditioning_zero``).
+        superresolution_noise_mode: the super-resolution's noise (EG3D's
+            ``superresolution_noise_mode``: ``"none"``, its default, or ``"random"``).
 
     It implements :class:`~aware3d.models.GeneratorProtocol`: ``latent_dim`` is
     ``z_dim + z_background_dim`` (a latent ``z`` of that width is split into the foreground's and
@@ -113,10 +121,12 @@ class BallGANGenerator(nn.Module):
         mapping: MappingNetwork,
         triplane: TriplaneGenerator,
         renderer: TriplaneRenderer,
-        background_mapping: MappingNetwork,
+        background_mapping: MappingNetwork | None,
         superresolution: SuperResolution,
         *,
         neural_resolution: int = 64,
+        label_scale: float = 1.0,
+        superresolution_noise_mode: str = "none",
     ) -> None:
         super().__init__()
         if mapping.num_ws != triplane.num_ws:
@@ -125,9 +135,12 @@ class BallGANGenerator(nn.Module):
                 f"{mapping.num_ws}"
             )
         background = renderer.background
-        if not isinstance(background, SphericalBackground):
+        if background_mapping is None:
+            if background is not None:
+                raise TypeError("`background_mapping` is required with a renderer background")
+        elif not isinstance(background, SphericalBackground):
             raise TypeError("`renderer` must hold a SphericalBackground (BallGAN's sphere)")
-        if background_mapping.num_ws != background.num_ws:
+        elif background_mapping.num_ws != background.num_ws:
             raise ValueError(
                 f"`background_mapping` must produce background.num_ws = {background.num_ws} "
                 f"style vectors, got {background_mapping.num_ws}"
@@ -135,8 +148,11 @@ class BallGANGenerator(nn.Module):
         self.mapping, self.triplane, self.renderer = mapping, triplane, renderer
         self.background_mapping, self.superresolution = background_mapping, superresolution
         self.neural_resolution = check_positive_int("neural_resolution", neural_resolution)
+        self.label_scale = check_number("label_scale", label_scale)
+        check_choice("superresolution_noise_mode", superresolution_noise_mode, NOISE_MODES)
+        self.superresolution_noise_mode = superresolution_noise_mode
         self.z_dim = mapping.z_dim
-        self.z_background_dim = background_mapping.z_dim
+        self.z_background_dim = 0 if background_mapping is None else background_mapping.z_dim
         #: Width of the latent the loop draws: the foreground's, then the background's.
         self.latent_dim = self.z_dim + self.z_background_dim
         #: Width of the conditioning label (25, or 0 for an unconditioned mapping).
@@ -163,7 +179,8 @@ class BallGANGenerator(nn.Module):
 
         Args:
             z: foreground latents ``[B, z_dim]`` with ``z_background``, or both latents
-                concatenated ``[B, latent_dim]`` without it.
+                concatenated ``[B, latent_dim]`` without it (``[B, z_dim]`` without a
+                background).
             cameras: ``Cameras [B, C]``.
             width: output width (the super-resolution's output resolution).
             height: output height (equal to ``width``).
@@ -191,13 +208,21 @@ class BallGANGenerator(nn.Module):
         if z_background is None:
             check_shape("z", z, (None, self.latent_dim))
             z, z_background = z[:, : self.z_dim], z[:, self.z_dim :]
+        elif self.background_mapping is None:
+            raise ValueError("`z_background` was given but this generator has no background")
         if noise_mode is None:
             noise_mode = "random" if self.training else "const"
         if deterministic is None:
             deterministic = not self.training
         labels = cameras.to_eg3d_labels()[:, 0] if c is None else c
+        if self.label_scale != 1:
+            labels = labels * self.label_scale
         ws = self.mapping(z, labels if self.mapping.c_dim else None, psi=psi)
-        ws_background = self.background_mapping(z_background, psi=psi)
+        ws_background = (
+            None
+            if self.background_mapping is None
+            else self.background_mapping(z_background, psi=psi)
+        )
         planes = self.triplane(ws, noise_mode=noise_mode, generator=generator)
         render = self.renderer(
             planes, cameras, low, low, ws_background, deterministic=deterministic,
@@ -207,7 +232,10 @@ class BallGANGenerator(nn.Module):
         views = cameras.shape[1]
         feature_image = rearrange(features, "b c h w f -> (b c) f h w")
         image = self.superresolution(
-            feature_image, ws.repeat_interleave(views, dim=0), noise_mode="none"
+            feature_image,
+            ws.repeat_interleave(views, dim=0),
+            noise_mode=self.superresolution_noise_mode,
+            generator=generator,
         )
         images = rearrange(image, "(b c) f h w -> b c h w f", c=views)
         composite = CompositeResult(
