@@ -5,6 +5,7 @@
 * :class:`BallGANGenerator`: mapping -> tri-plane generator -> tri-plane decoder -> volume
   renderer over BallGAN's sphere -> super-resolution.
 
+* :class:`EG3DGenerator`: EG3D's generator, a :class:`BallGANGenerator` without the sphere.
 * :class:`DemoGenerator`: the demo's small Gaussian generator (a :class:`GSGANGenerator`).
 
 :func:`load_released` builds these assemblies from the authors' released ``.pkl`` files
@@ -23,6 +24,7 @@ from aware3d.models.ballgan import (
     triplane_point_cloud,
 )
 from aware3d.models.demo import DemoGenerator, demo_generator
+from aware3d.models.eg3d import EG3DGenerator, eg3d_ffhq512
 from aware3d.models.gsgan import (
     GSGANGenerator,
     GSGANOutput,
@@ -48,6 +50,7 @@ __all__ = [
     "BallGANGenerator",
     "BallGANOutput",
     "DemoGenerator",
+    "EG3DGenerator",
     "GSGANGenerator",
     "GSGANOutput",
     "GeneratorOutput",
@@ -61,6 +64,7 @@ __all__ = [
     "check_generator",
     "convert_released_generator",
     "demo_generator",
+    "eg3d_ffhq512",
     "gsgan_ffhq256",
     "gsgan_ffhq512",
     "gsgan_small",
