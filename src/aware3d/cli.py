@@ -450,6 +450,10 @@ def _add_checkpoint_parsers(commands: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aware3d`` command."""
+    from aware3d.cli_data import add_data_parser
+    from aware3d.cli_invert import add_invert_parser
+    from aware3d.cli_view import add_view_parsers
+
     parser = argparse.ArgumentParser(
         prog="aware3d", description="Building blocks for 3D-aware GANs: the aware3d command."
     )
@@ -529,9 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_checkpoint_parsers(commands)
     _add_convert_parser(commands)
-    __import__("aware3d.cli_view", fromlist=["add_view_parsers"]).add_view_parsers(commands)
-    __import__("aware3d.cli_data", fromlist=["add_data_parser"]).add_data_parser(commands)
-    __import__("aware3d.cli_invert", fromlist=["add_invert_parser"]).add_invert_parser(commands)
+    add_view_parsers(commands)
+    add_data_parser(commands)
+    add_invert_parser(commands)
     return parser
 
 
