@@ -100,7 +100,9 @@ def test_fake_cameras_mix_data_poses_with_the_sampler(scenes):
     assert horizontal.std().item() == pytest.approx(3.14 * 16.61 / 180, rel=0.05)
     forward = sampled[:, [2, 6, 10]]
     torch.testing.assert_close(forward, -centres / 2.7, atol=1e-5, rtol=0)
-    assert (build_fake_labels(GSGANFFHQ256(), scenes) == data).all()  # p = 0: the data's own
+    assert GSGANFFHQ256().fake_uniform_probability == 0.5  # GSGAN's FFHQ prob_uniform
+    none = apply_overrides(config, ["fake_uniform_probability=0"])
+    assert (build_fake_labels(none, scenes) == data).all()  # p = 0: the data's own
     only = build_fake_labels(apply_overrides(config, ["fake_uniform_probability=1"]), scenes)
     assert not (only[:, None, :] == data[None]).all(-1).any()
     with pytest.raises(ValueError, match="fake_uniform_probability"):
