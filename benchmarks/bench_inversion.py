@@ -61,6 +61,17 @@ def _model(name: str, seed: int, resolution: int) -> torch.nn.Module:
     return ballgan_small(resolution=resolution, neural_resolution=resolution // 2).eval()
 
 
+def _checkpoint_model(path: Path) -> tuple[torch.nn.Module, int]:
+    """A trained generator (an `aware3d train` or `demo` run, or a converted folder), its size."""
+    from aware3d.recipes import is_converted, load_converted, load_generator
+
+    if is_converted(path):
+        model = load_converted(path)
+        return model.generator_ema, model.resolution
+    generator, _, config, _ = load_generator(path)
+    return generator, config.resolution
+
+
 def _render(generator: Any, ws: list, camera: Any, resolution: int) -> torch.Tensor:
     from aware3d.models.styles import styles_of
 
@@ -204,7 +215,12 @@ def _markdown(payload: dict) -> str:
     lines = [
         "# Inversion quality",
         "",
-        f"{meta['model']} generator (random init), {meta['resolution']} px, "
+        (
+            f"{meta['model']} generator (random init)"
+            if "untrained" in meta["initialisation"]
+            else f"generator {meta['initialisation']}"
+        )
+        + f", {meta['resolution']} px, "
         f"{meta['latents']} latents x {meta['seeds']} seeds, steps W/W+ {meta['steps']}, "
         f"PTI {meta['pti_steps']} (lr {meta['pti_lr']}), camera {meta['camera_steps']}; "
         f"{meta['device']}, {meta['threads']} thread(s).",
@@ -279,6 +295,13 @@ def _plot(payload: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Inversion quality benchmark")
     parser.add_argument("--model", choices=("demo", "gsgan", "ballgan"), default="demo")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="a trained run (or converted) folder: its EMA generator for every seed, at its own "
+        "resolution, instead of a randomly initialised --model",
+    )
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--latents", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3)
@@ -306,8 +329,15 @@ def main() -> None:
         args.camera_steps, args.w_avg_samples, args.timing_steps = 20, 500, 5
         args.timing_resolutions = [32]
     rows = []
+    trained = None
+    if args.checkpoint is not None:
+        trained, args.resolution = _checkpoint_model(args.checkpoint)
+        args.timing_resolutions = []  # timing is per model kind, measured without --checkpoint
     for seed in range(args.seeds):
-        generator = _model(args.model, seed, args.resolution).to(args.device)
+        if trained is not None:
+            generator = trained.to(args.device)
+        else:
+            generator = _model(args.model, seed, args.resolution).to(args.device)
         for index in range(args.latents):
             row = _one_target(args, generator, seed, index)
             rows.append(row)
@@ -330,13 +360,16 @@ def main() -> None:
                  "device": args.device, "threads": args.threads, "quick": args.quick,
                  "torch": torch.__version__, "python": platform.python_version(),
                  "command": command.strip(), "targets": TARGETS,
-                 "initialisation": "random (torch.manual_seed(seed)), untrained"},
+                 "initialisation": "random (torch.manual_seed(seed)), untrained"
+                 if args.checkpoint is None else f"trained: {args.checkpoint}"},
         "results": rows,
         "summary": _summary(rows),
         "timing": timing,
     }  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"inversion_{args.device.split(':')[0]}{'_quick' if args.quick else ''}"
+    if args.checkpoint is not None:
+        stem += "_trained"
     (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(_markdown(payload))
     _plot(payload, args.out / f"{stem}.png")

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 #: The files ``aware3d invert`` writes per image (``generator.safetensors`` only after PTI,
-#: ``scene.ply`` only for a GSGAN-family model, ``turntable.mp4`` only with an MP4 encoder).
+#: ``scene.ply`` only for a generator with ``export_ply``, ``turntable.mp4`` only with an MP4
+#: encoder).
 INVERT_FILES = (
     "latent.safetensors",
     "generator.safetensors",
@@ -144,7 +145,8 @@ def add_invert_parser(commands: argparse._SubParsersAction) -> None:
         "StyleGAN2's projector schedule), optionally refines the camera and runs pivotal tuning, "
         "then writes OUT/<image stem>/: latent.safetensors, generator.safetensors (after PTI), "
         "figure.png (input / reconstruction / error), turntable.gif (and .mp4 with an encoder), "
-        "depth.png, opacity.png, scene.ply (GSGAN-family) and metrics.json. Images are RGB "
+        "depth.png, opacity.png, scene.ply (3DGS Gaussians; points for tri-planes) and "
+        "metrics.json. Images are RGB "
         "pictures or .npy float [H, W, 3] in [0, 1], square; another size is resized to the "
         "model's resolution with a note.",
     )
@@ -601,7 +603,7 @@ def _write_files(
 
     from aware3d.cameras import Cameras, orbit
     from aware3d.inversion import CameraGuess, save_latent
-    from aware3d.models.gsgan import GSGANGenerator
+    from aware3d.models import SupportsPLYExport
     from aware3d.models.styles import styles_of
     from aware3d.viz import depth_to_grey, to_uint8
 
@@ -668,7 +670,7 @@ def _write_files(
         imageio.mimwrite(folder / "turntable.mp4", list(pictures), fps=12, macro_block_size=1)
     except Exception:  # an encoder is optional: no MP4 without one
         (folder / "turntable.mp4").unlink(missing_ok=True)
-    if isinstance(generator, GSGANGenerator):
+    if isinstance(generator, SupportsPLYExport):  # 3DGS Gaussians (GSGAN), points (tri-planes)
         generator.export_ply(out, folder / "scene.ply")
     metrics["files"] = sorted(p.name for p in folder.iterdir())
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -82,12 +82,18 @@ class LoadedModel:
 
 
 def family_of(generator: nn.Module) -> str:
-    """``"gaussians"``, ``"volume"`` or ``"other"`` for a generator (by what it holds)."""
-    from aware3d.models import BallGANGenerator, GSGANGenerator
+    """``"gaussians"``, ``"volume"`` or ``"other"`` for a generator (by what it holds).
 
-    if isinstance(generator, GSGANGenerator):
+    A Gaussian decoder (GSGAN's family, the demo's) makes ``"gaussians"``; a tri-plane generator
+    with super-resolution (BallGAN's and EG3D's) ``"volume"``; a user's own generator ``"other"``.
+    """
+    from aware3d.nn import HierarchicalGaussianDecoder, SuperResolution, TriplaneGenerator
+
+    if isinstance(getattr(generator, "decoder", None), HierarchicalGaussianDecoder):
         return "gaussians"
-    if isinstance(generator, BallGANGenerator):
+    if isinstance(getattr(generator, "triplane", None), TriplaneGenerator) and isinstance(
+        getattr(generator, "superresolution", None), SuperResolution
+    ):
         return "volume"
     return "other"
 
