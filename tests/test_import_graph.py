@@ -22,7 +22,8 @@ CHECKED = ("aware3d.nn", "aware3d.functional", "aware3d.models", "aware3d.data",
 
 #: The design's layers, lowest first: a package imports only from its own layer or below.
 LAYERS = {"functional": 0, "nn": 1, "models": 2, "data": 2, "viz": 3, "training": 4,
-          "recipes": 5, "inversion": 5, "demo": 6, "viewer": 6, "cli": 7, "cli_view": 7}  # fmt: skip
+          "recipes": 5, "inversion": 5, "demo": 6, "viewer": 6, "cli": 7, "cli_view": 7,
+          "cli_data": 7, "cli_invert": 7}  # fmt: skip
 
 
 def _module_names(package_dir: Path) -> dict[Path, str]:
