@@ -26,13 +26,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$py" -m pip install "${pip_quiet[@]}" --no-deps "torch-fidelity==0.4.0"
   echo "$want" > "$stamp"
 fi
-# The viewer's browser test drives the system's Chromium (it skips without one): install it with
-# apt-get when it is missing and apt-get can be used; never fail the set-up over it.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
-  && [ "$(id -u)" = "0" ]; then
-  echo "[setup] installing chromium (apt-get) for the viewer's browser test"
-  { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
-    >/dev/null 2>&1 || echo "[setup] chromium could not be installed: the browser test will skip"
-fi
 export PATH="$venv/bin:$PATH"
