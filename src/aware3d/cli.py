@@ -13,6 +13,14 @@ import os
 import tempfile
 from pathlib import Path
 
+from aware3d._cli_types import (
+    device,
+    existing_path,
+    nonnegative_int,
+    positive_int,
+    positive_number,
+)
+
 #: Resolutions the demo's discriminator accepts.
 RESOLUTIONS = (16, 32, 64, 128, 256)
 #: Synthetic scenes are seen from this many cameras each, so ``--max-images`` needs at least one
@@ -22,28 +30,8 @@ VIEWS_PER_SCENE = 4
 RENDER_FILES = ("grid.png", "turntable.gif", "depth.png", "sample.ply")
 
 
-def _int_at_least(minimum: int, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer >= {minimum}, got {text!r}"
-        ) from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _int_at_least(1, text)
-
-
-def _nonnegative_int(text: str) -> int:
-    return _int_at_least(0, text)
-
-
 def _resolution(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value not in RESOLUTIONS:
         raise argparse.ArgumentTypeError(
             f"expected a power of two from {RESOLUTIONS[0]} to {RESOLUTIONS[-1]}, got {value}"
@@ -52,32 +40,13 @@ def _resolution(text: str) -> int:
 
 
 def _max_images(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value < VIEWS_PER_SCENE:
         raise argparse.ArgumentTypeError(
             f"expected at least {VIEWS_PER_SCENE} images (one synthetic scene seen from "
             f"{VIEWS_PER_SCENE} cameras), got {value}"
         )
     return value
-
-
-def _device(text: str) -> str:
-    kind = text.split(":", 1)[0]
-    if kind not in ("cpu", "cuda", "mps"):
-        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
-    if kind == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text} requested but CUDA is not available")
-    return text
-
-
-def _existing_path(text: str) -> Path:
-    path = Path(text)
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{text} does not exist")
-    return path
 
 
 def check_output_folder(path: Path) -> str | None:
@@ -150,16 +119,6 @@ def _require_train_extra(parser: argparse.ArgumentParser) -> None:
             f"aware3d train logs to TensorBoard and needs {', '.join(missing)}: install the "
             "train extra, e.g. pip install 'aware3d[train]'"
         )
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
 
 
 def _output_file(text: str) -> Path:
@@ -330,19 +289,19 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--data",
-        type=_existing_path,
+        type=existing_path,
         default=None,
         help="EG3D data set folder or zip (the demo recipe: synthetic scenes when absent)",
     )
     train.add_argument("--out", type=_output_folder, required=True, help="the run's folder")
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=_positive_int, default=None, help="training steps")
+    length.add_argument("--steps", type=positive_int, default=None, help="training steps")
     length.add_argument(
-        "--kimg", type=_positive_float, default=None, help="training length in thousands of images"
+        "--kimg", type=positive_number, default=None, help="training length in thousands of images"
     )
     train.add_argument(
         "--batch",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="global batch (divided among the processes)",
     )
@@ -362,11 +321,11 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--device",
-        type=_device,
+        type=device,
         default="cpu",
         help="cpu, cuda (each process its LOCAL_RANK) or cuda:N",
     )
-    train.add_argument("--seed", type=_nonnegative_int, default=None, help="the run's seed")
+    train.add_argument("--seed", type=nonnegative_int, default=None, help="the run's seed")
     train.add_argument(
         "--set",
         action="append",
@@ -401,17 +360,17 @@ def _add_checkpoint_parsers(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--data",
-        type=_existing_path,
+        type=existing_path,
         default=None,
         help="EG3D data set (the demo recipe: its synthetic scenes if absent)",
     )
     evaluate.add_argument(
         "--images",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="images per set (default: the recipe's metric_images)",
     )
-    evaluate.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N")
+    evaluate.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
     evaluate.add_argument(
         "--inception-weights",
         type=_existing_file,
@@ -442,9 +401,9 @@ def _add_checkpoint_parsers(commands: argparse._SubParsersAction) -> None:
     render.add_argument(
         "--out", type=_render_folder, required=True, help="output folder, created if missing"
     )
-    render.add_argument("--count", type=_positive_int, default=16, help="samples in the grid")
-    render.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the latents")
-    render.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N")
+    render.add_argument("--count", type=positive_int, default=16, help="samples in the grid")
+    render.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the latents")
+    render.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
     render.set_defaults(handler=_render)
 
 
@@ -477,13 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--data",
-        type=_existing_path,
+        type=existing_path,
         default=None,
         help="EG3D dataset folder or zip (default: synthetic scenes)",
     )
     demo.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="training steps, >= 1 (default: the demo recipe's, a few minutes on 2 CPU cores)",
     )
@@ -495,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--batch",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="scenes per step, >= 1 (default: the demo recipe's)",
     )
@@ -512,13 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--device",
-        type=_device,
+        type=device,
         default="cpu",
         help="cpu, cuda, cuda:N or mps; cuda renders with gsplat (default: %(default)s)",
     )
     demo.add_argument(
         "--seed",
-        type=_nonnegative_int,
+        type=nonnegative_int,
         default=None,
         help="seed of the data, the models and the latents (default: the demo recipe's)",
     )

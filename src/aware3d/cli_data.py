@@ -11,6 +11,8 @@ import math
 import sys
 from pathlib import Path
 
+from aware3d._cli_types import existing_path, positive_int, positive_number
+
 __all__ = ["add_data_parser"]
 
 
@@ -38,33 +40,6 @@ def _point_or(word: str):
         return text if text in (word, "none") else parse(text)
 
     return point
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _existing(text: str) -> Path:
-    path = Path(text)
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{text} does not exist")
-    return path
 
 
 def _fail(command: str, error: BaseException) -> None:
@@ -156,17 +131,19 @@ def add_data_parser(commands: argparse._SubParsersAction) -> None:
         "dataset whole or not at all.",
     )
     make.add_argument(
-        "poses", type=_existing,
+        "poses", type=existing_path,
         help="a COLMAP model folder (sparse/0, text or binary), a transforms.json (or its folder), "
         "or a .npz of plain matrices (names, poses, intrinsics in pixels)",
     )  # fmt: skip
     make.add_argument("out", type=Path, help="the dataset folder, or a .zip file to write")
     make.add_argument(
-        "--images", type=_existing, default=None,
+        "--images", type=existing_path, default=None,
         help="the image folder the poses' names are relative to (default: COLMAP's images/ "
         "beside sparse/, the transforms.json's folder, the .npz's folder)",
     )  # fmt: skip
-    make.add_argument("--resolution", type=_count, default=256, help="output size (default 256)")
+    make.add_argument(
+        "--resolution", type=positive_int, default=256, help="output size (default 256)"
+    )
     make.add_argument(
         "--box", type=_floats(4, "x0,y0,x1,y1"), default=None,
         help="crop every image to this box in pixels instead of the square around its "
@@ -177,14 +154,16 @@ def add_data_parser(commands: argparse._SubParsersAction) -> None:
         help="also write a left-right mirrored copy of every image with EG3D's mirrored label",
     )  # fmt: skip
     make.add_argument("--zip", action="store_true", help="write a zip archive (also for .zip)")
-    make.add_argument("--limit", type=_count, default=None, help="use only the first N images")
+    make.add_argument(
+        "--limit", type=positive_int, default=None, help="use only the first N images"
+    )
     make.add_argument(
         "--lookat", type=_point_or("auto"), default="auto",
         help="the point the cameras look at: auto (least squares), x,y,z, or none to keep the "
         "poses as they are (no normalisation)",
     )  # fmt: skip
     make.add_argument(
-        "--radius", type=_positive, default=2.7,
+        "--radius", type=positive_number, default=2.7,
         help="median camera distance from the look-at point afterwards (EG3D: 2.7)",
     )  # fmt: skip
     make.add_argument(
@@ -200,7 +179,7 @@ def add_data_parser(commands: argparse._SubParsersAction) -> None:
         help="auto: turn about +y so the mean view comes from +z (EG3D's frontal view)",
     )  # fmt: skip
     make.add_argument(
-        "--background-radius", type=_positive, default=3.0,
+        "--background-radius", type=positive_number, default=3.0,
         help="refuse cameras at or beyond this distance from the origin (BallGAN: 3)",
     )  # fmt: skip
     make.add_argument(
@@ -226,11 +205,11 @@ def add_data_parser(commands: argparse._SubParsersAction) -> None:
         "in pixels or outside the background sphere), the spread of the cameras and the "
         "pose-sampler settings for `aware3d train`. Exits with status 1 when there are errors.",
     )
-    check.add_argument("dataset", type=_existing, help="the dataset folder or .zip")
+    check.add_argument("dataset", type=existing_path, help="the dataset folder or .zip")
     check.add_argument("--figure", type=Path, default=None, help="write the figure (PNG) here")
     check.add_argument("--json", type=Path, default=None, help="write the report (JSON) here")
     check.add_argument(
-        "--background-radius", type=_positive, default=3.0,
+        "--background-radius", type=positive_number, default=3.0,
         help="cameras at or beyond this distance from the origin are errors (default 3)",
     )  # fmt: skip
     check.add_argument(

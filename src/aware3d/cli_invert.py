@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aware3d._cli_types import device, nonnegative_int, positive_int
+
 #: The files ``aware3d invert`` writes per image (``generator.safetensors`` only after PTI,
 #: ``scene.ply`` only for a generator with ``export_ply``, ``turntable.mp4`` only with an MP4
 #: encoder).
@@ -34,26 +36,6 @@ INVERT_FILES = (
 #: Image files read as pictures; ``.npy`` holds float ``[H, W, 3]`` in [0, 1].
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _CAMERA_KEYS = ("yaw", "pitch", "radius", "focal", "lookat")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
 
 
 def _nonnegative_float(text: str) -> float:
@@ -124,18 +106,6 @@ def _refine(text: str) -> tuple[str, ...]:
     return names
 
 
-def _device(text: str) -> str:
-    kind = text.split(":", 1)[0]
-    if kind not in ("cpu", "cuda", "mps"):
-        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
-    if kind == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text} requested but CUDA is not available")
-    return text
-
-
 def add_invert_parser(commands: argparse._SubParsersAction) -> None:
     """Adds ``aware3d invert`` to the ``aware3d`` command's subparsers."""
     invert = commands.add_parser(
@@ -188,13 +158,13 @@ def add_invert_parser(commands: argparse._SubParsersAction) -> None:
     invert.add_argument("--space", choices=("w", "w+"), default="w+", help="latent space")
     invert.add_argument(
         "--steps",
-        type=_nonnegative_int,
+        type=nonnegative_int,
         default=1000,
         help="projection steps (default: %(default)s, StyleGAN2's)",
     )
     invert.add_argument(
         "--pti-steps",
-        type=_nonnegative_int,
+        type=nonnegative_int,
         default=0,
         help="pivotal tuning steps after the projection (PTI: 350; default 0)",
     )
@@ -236,9 +206,9 @@ def add_invert_parser(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="a foreground mask picture (white counts), the size of the image",
     )
-    invert.add_argument("--frames", type=_positive_int, default=24, help="turntable frames")
+    invert.add_argument("--frames", type=positive_int, default=24, help="turntable frames")
     invert.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    invert.add_argument("--device", type=_device, default="cpu", help="cpu or cuda[:N]")
+    invert.add_argument("--device", type=device, default="cpu", help="cpu or cuda[:N]")
     invert.add_argument(
         "--out", type=Path, default=Path("out/invert"), help="output folder (default: %(default)s)"
     )

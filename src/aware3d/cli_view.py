@@ -11,27 +11,14 @@ import json
 import math
 from pathlib import Path
 
+from aware3d._cli_types import device, int_at_least
+
 __all__ = ["add_view_parsers"]
 
 _CHECKPOINT_HELP = (
     "a run folder (its newest checkpoint), a checkpoints/step-* folder or a folder written by "
     "`aware3d convert`"
 )
-
-
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {minimum}, got {text!r}"
-            ) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-        return value
-
-    return parse
 
 
 def _finite(text: str) -> float:
@@ -91,18 +78,6 @@ def _latent_file(text: str) -> Path:
     if not path.is_file() or path.suffix not in (".npy", ".pt"):
         raise argparse.ArgumentTypeError(f"{text} is not a .npy or .pt file")
     return path
-
-
-def _device(text: str) -> str:
-    kind = text.split(":", 1)[0]
-    if kind not in ("cpu", "cuda", "mps"):
-        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
-    if kind == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text} requested but CUDA is not available")
-    return text
 
 
 def _load(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str):
@@ -223,7 +198,7 @@ def add_view_parsers(commands: argparse._SubParsersAction) -> None:
         "interrupted export leaves no new file.",
     )
     export.add_argument("checkpoint", metavar="CHECKPOINT", type=Path, help=_CHECKPOINT_HELP)
-    export.add_argument("--seed", type=_int_at_least(0), default=0, help="the latent's seed")
+    export.add_argument("--seed", type=int_at_least(0), default=0, help="the latent's seed")
     export.add_argument(
         "--latent",
         type=_latent_file,
@@ -248,7 +223,7 @@ def add_view_parsers(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--psi", type=_psi, default=1.0, help="truncation (default: 1, none)")
     export.add_argument(
         "--mesh-resolution",
-        type=_int_at_least(2),
+        type=int_at_least(2),
         default=128,
         help="density grid samples per axis (default: %(default)s)",
     )
@@ -260,13 +235,13 @@ def add_view_parsers(commands: argparse._SubParsersAction) -> None:
     )
     export.add_argument(
         "--frames",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=48,
         help="turntable frames (default: %(default)s)",
     )
     export.add_argument(
         "--fps",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=24,
         help="turntable frames per second (default: %(default)s)",
     )
@@ -277,7 +252,7 @@ def add_view_parsers(commands: argparse._SubParsersAction) -> None:
         metavar="VIEWS",
         help="turntables of composite, depth, opacity (comma-separated; default: all three)",
     )
-    export.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N")
+    export.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
     export.set_defaults(handler=_export)
 
     view = commands.add_parser(
@@ -292,7 +267,7 @@ def add_view_parsers(commands: argparse._SubParsersAction) -> None:
     view.add_argument("checkpoint", metavar="CHECKPOINT", type=Path, help=_CHECKPOINT_HELP)
     view.add_argument(
         "--port",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=8080,
         help="port to serve on; the next free one when in use (default: %(default)s)",
     )
@@ -301,7 +276,7 @@ def add_view_parsers(commands: argparse._SubParsersAction) -> None:
         default="127.0.0.1",
         help="address to listen on (default: %(default)s, this machine only)",
     )
-    view.add_argument("--seed", type=_int_at_least(0), default=0, help="the first latent's seed")
+    view.add_argument("--seed", type=int_at_least(0), default=0, help="the first latent's seed")
     view.add_argument(
         "--latent",
         type=_latent_file,
@@ -311,7 +286,7 @@ def add_view_parsers(commands: argparse._SubParsersAction) -> None:
     view.add_argument("--psi", type=_psi, default=1.0, help="truncation (default: 1)")
     view.add_argument(
         "--resolution",
-        type=_int_at_least(8),
+        type=int_at_least(8),
         default=128,
         help="frame size of Gaussian generators (default: %(default)s)",
     )
@@ -332,16 +307,16 @@ def add_view_parsers(commands: argparse._SubParsersAction) -> None:
     )
     view.add_argument(
         "--threads",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=None,
         help="torch CPU threads (default: torch's)",
     )
     view.add_argument(
         "--benchmark",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=None,
         metavar="N",
         help="render N frames along a camera swing, print frames per second as JSON, and exit",
     )
-    view.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N")
+    view.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
     view.set_defaults(handler=_view)
