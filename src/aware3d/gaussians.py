@@ -338,6 +338,13 @@ class Gaussians:
 
     # ------------------------------------------------------------------ PLY
 
+    def _check_scene(self, scene: object) -> None:
+        """Refuses a ``scene`` index that is not an integer in ``[-B, B)``."""
+        if isinstance(scene, bool) or not isinstance(scene, int):
+            raise TypeError(f"`scene` must be an integer, got {scene!r}")
+        if not -self.batch_size <= scene < self.batch_size:
+            raise IndexError(f"`scene` {scene} is out of range for B = {self.batch_size}")
+
     def save_ply(
         self,
         path: str | os.PathLike[str],
@@ -382,10 +389,7 @@ class Gaussians:
                 ``NotADirectoryError`` when its folder is a file, ``PermissionError`` for one that
                 is not writable), each naming ``path``.
         """
-        if isinstance(scene, bool) or not isinstance(scene, int):
-            raise TypeError(f"`scene` must be an integer, got {scene!r}")
-        if not -self.batch_size <= scene < self.batch_size:
-            raise IndexError(f"`scene` {scene} is out of range for B = {self.batch_size}")
+        self._check_scene(scene)
         low, high = _check_value_range(value_range)
         check_writable_file(path)
         g = self[scene].detach().to(device="cpu", dtype=torch.float64)
@@ -454,10 +458,7 @@ class Gaussians:
             IndexError: for a ``scene`` outside the batch.
             OSError: if ``path`` cannot be written (checked first, naming it).
         """
-        if isinstance(scene, bool) or not isinstance(scene, int):
-            raise TypeError(f"`scene` must be an integer, got {scene!r}")
-        if not -self.batch_size <= scene < self.batch_size:
-            raise IndexError(f"`scene` {scene} is out of range for B = {self.batch_size}")
+        self._check_scene(scene)
         if self.feature_dim != 3:
             raise ValueError(
                 f"a .splat file stores RGB colours: `features` must have 3 channels, got "
