@@ -4,6 +4,8 @@ The families' conversions themselves are tested in ``test_released_gsgan.py``,
 ``test_released_triplane.py`` and ``test_released_discriminator.py``.
 """
 
+import math
+
 import pytest
 import torch
 
@@ -138,3 +140,25 @@ def test_render_reads_a_converted_folder(released_pickle, tmp_path):
     assert written["grid"].is_file() and written["turntable"].is_file()
     with pytest.raises(ValueError, match="converted released model: pass its data set"):
         evaluate_checkpoint(out, data=None)
+
+
+def test_invert_reads_a_converted_folder(released_pickle, tmp_path):
+    """``aware3d invert`` on a converted GSGAN model: resized photo, every output, its camera."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    out = tmp_path / "converted"
+    convert_released(released_pickle, out, discriminator=False)
+    resolution = load_converted(out).resolution
+    pixels = np.random.default_rng(0).integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "photo.png")
+    main(["invert", str(tmp_path / "photo.png"), "--checkpoint", str(out), "--camera", "yaw=5",
+          "--steps", "2", "--pti-steps", "1", "--frames", "1",
+          "--out", str(tmp_path / "inverted"), "--no-progress"])  # fmt: skip
+    folder = tmp_path / "inverted" / "photo"
+    for name in ("latent.safetensors", "generator.safetensors", "figure.png", "scene.ply"):
+        assert (folder / name).stat().st_size > 0, name
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["resolution"] == resolution and math.isfinite(metrics["psnr"])
