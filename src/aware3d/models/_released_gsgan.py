@@ -43,7 +43,11 @@ from torch import Tensor
 
 from aware3d.models._persistence import PersistentModule, Placeholder
 from aware3d.models.gsgan import GSGANGenerator
-from aware3d.models.released import ReleasedModelError
+from aware3d.models.released import (
+    STYLEGAN2_FC_ARGS,
+    STYLEGAN2_MAPPING_ARGS,
+    ReleasedModelError,
+)
 from aware3d.nn.background_gaussians import GaussianBackground
 from aware3d.nn.decoder import HierarchicalGaussianDecoder
 from aware3d.nn.mapping import MappingNetwork
@@ -64,19 +68,7 @@ _GENERATOR_ARGS = (
     "rendering_kwargs",
     "sr_kwargs",
 )
-#: StyleGAN2's ``MappingNetwork.__init__`` parameters and defaults (training/networks_stylegan2.py).
-_MAPPING_ARGS = (
-    "z_dim",
-    "c_dim",
-    "w_dim",
-    "num_ws",
-    "num_layers",
-    "embed_features",
-    "layer_features",
-    "activation",
-    "lr_multiplier",
-    "w_avg_beta",
-)
+#: StyleGAN2's ``MappingNetwork.__init__`` defaults (training/networks_stylegan2.py).
 _MAPPING_DEFAULTS = {
     "num_layers": 8,
     "embed_features": None,
@@ -85,8 +77,7 @@ _MAPPING_DEFAULTS = {
     "lr_multiplier": 0.01,
     "w_avg_beta": 0.998,
 }
-#: ``FullyConnectedLayer.__init__``'s parameters and defaults.
-_FC_ARGS = ("in_features", "out_features", "bias", "activation", "lr_multiplier", "bias_init")
+#: ``FullyConnectedLayer.__init__``'s defaults.
 _FC_DEFAULTS = {"bias": True, "activation": "linear", "lr_multiplier": 1, "bias_init": 0}
 #: Released head keys -> aware3d ``AttributeHeads`` / background head names.
 _HEADS = {
@@ -172,7 +163,9 @@ class _Reader:
 
     def fc(self, name: str) -> dict[str, Any]:
         """A ``FullyConnectedLayer``'s arguments (in, out, activation, lr_multiplier, ...)."""
-        return self.arguments(self.module(name, "FullyConnectedLayer"), _FC_ARGS, _FC_DEFAULTS)
+        return self.arguments(
+            self.module(name, "FullyConnectedLayer"), STYLEGAN2_FC_ARGS, _FC_DEFAULTS
+        )
 
     def buffer(self, owner: str, name: str) -> Tensor:
         record = self.module(owner)
@@ -519,7 +512,7 @@ def _check_root(reader: _Reader, owner: str, feature_dim: int) -> None:
 
 def _mapping_spec(reader: _Reader, args: dict[str, Any], decoder: dict[str, Any]) -> dict[str, Any]:
     record = reader.module("mapping_network", "MappingNetwork")
-    m = reader.arguments(record, _MAPPING_ARGS, _MAPPING_DEFAULTS)
+    m = reader.arguments(record, STYLEGAN2_MAPPING_ARGS, _MAPPING_DEFAULTS)
     w_dim = _int(reader, "mapping w_dim", m.get("w_dim"))
     c_dim = _int(reader, "mapping c_dim", m.get("c_dim"))
     reader.require(

@@ -29,7 +29,11 @@ import torch
 from torch import Tensor, nn
 
 from aware3d.models._persistence import ModuleRecord, PersistentModule
-from aware3d.models.released import ReleasedModelError
+from aware3d.models.released import (
+    STYLEGAN2_FC_ARGS,
+    STYLEGAN2_MAPPING_ARGS,
+    ReleasedModelError,
+)
 
 __all__ = ["build_generator", "generator_spec", "generator_state", "matches"]
 
@@ -64,18 +68,7 @@ _SIGNATURES: dict[str, tuple[str, ...]] = {
         "BG_kwargs",
         "sr_kwargs",
     ),
-    "MappingNetwork": (
-        "z_dim",
-        "c_dim",
-        "w_dim",
-        "num_ws",
-        "num_layers",
-        "embed_features",
-        "layer_features",
-        "activation",
-        "lr_multiplier",
-        "w_avg_beta",
-    ),
+    "MappingNetwork": STYLEGAN2_MAPPING_ARGS,
     "SynthesisNetwork": (
         "w_dim",
         "img_resolution",
@@ -98,14 +91,7 @@ _SIGNATURES: dict[str, tuple[str, ...]] = {
         "fp16_channels_last",
         "fused_modconv_default",
     ),
-    "FullyConnectedLayer": (
-        "in_features",
-        "out_features",
-        "bias",
-        "activation",
-        "lr_multiplier",
-        "bias_init",
-    ),
+    "FullyConnectedLayer": STYLEGAN2_FC_ARGS,
     "Style2Layer": (
         "in_channels",
         "out_channels",

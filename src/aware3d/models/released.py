@@ -48,6 +48,30 @@ FAMILIES = ("gsgan", "ballgan", "eg3d")
 
 NetworkName = Literal["G_ema", "G"]
 
+#: StyleGAN2's ``MappingNetwork.__init__`` parameters in order (``training/networks_stylegan2.py``),
+#: which every family's mapping network records.
+STYLEGAN2_MAPPING_ARGS = (
+    "z_dim",
+    "c_dim",
+    "w_dim",
+    "num_ws",
+    "num_layers",
+    "embed_features",
+    "layer_features",
+    "activation",
+    "lr_multiplier",
+    "w_avg_beta",
+)
+#: StyleGAN2's ``FullyConnectedLayer.__init__`` parameters in order.
+STYLEGAN2_FC_ARGS = (
+    "in_features",
+    "out_features",
+    "bias",
+    "activation",
+    "lr_multiplier",
+    "bias_init",
+)
+
 
 class ReleasedModelError(ValueError):
     """A released network aware3d cannot convert; the message names the file and what is missing."""
