@@ -131,34 +131,42 @@ def test_convert_then_load_render_and_refuse_to_overwrite(released_pickle, tmp_p
     assert load_converted(out, discriminator=True).discriminator is None
 
 
-def test_render_reads_a_converted_folder(released_pickle, tmp_path):
+@pytest.fixture(scope="module")
+def converted(released_pickle, tmp_path_factory):
+    """``released_pickle`` converted once (generators only), for the readers' tests."""
+    out = tmp_path_factory.mktemp("converted") / "model"
+    convert_released(released_pickle, out, discriminator=False)
+    return out
+
+
+def test_render_reads_a_converted_folder(converted, tmp_path):
     from aware3d.recipes import evaluate_checkpoint, render_checkpoint
 
-    out = tmp_path / "converted"
-    convert_released(released_pickle, out, discriminator=False)
-    written = render_checkpoint(out, tmp_path / "render", count=1)
+    written = render_checkpoint(converted, tmp_path / "render", count=1)
     assert written["grid"].is_file() and written["turntable"].is_file()
     with pytest.raises(ValueError, match="converted released model: pass its data set"):
-        evaluate_checkpoint(out, data=None)
+        evaluate_checkpoint(converted, data=None)
 
 
-def test_invert_reads_a_converted_folder(released_pickle, tmp_path):
-    """``aware3d invert`` on a converted GSGAN model: resized photo, every output, its camera."""
+def test_invert_reads_a_converted_folder(converted, tmp_path):
+    """``aware3d invert`` on a converted GSGAN model: the photo resized, the outputs written.
+
+    Pivotal tuning is tested with the demo generator (``test_inversion_cli.py``).
+    """
     import json
 
     import numpy as np
     from PIL import Image
 
-    out = tmp_path / "converted"
-    convert_released(released_pickle, out, discriminator=False)
-    resolution = load_converted(out).resolution
+    resolution = load_converted(converted).resolution
     pixels = np.random.default_rng(0).integers(0, 255, (24, 24, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "photo.png")
-    main(["invert", str(tmp_path / "photo.png"), "--checkpoint", str(out), "--camera", "yaw=5",
-          "--steps", "2", "--pti-steps", "1", "--frames", "1",
+    main(["invert", str(tmp_path / "photo.png"), "--checkpoint", str(converted),
+          "--camera", "yaw=5", "--steps", "2", "--frames", "1",
           "--out", str(tmp_path / "inverted"), "--no-progress"])  # fmt: skip
     folder = tmp_path / "inverted" / "photo"
-    for name in ("latent.safetensors", "generator.safetensors", "figure.png", "scene.ply"):
+    for name in ("latent.safetensors", "figure.png", "scene.ply"):
         assert (folder / name).stat().st_size > 0, name
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["resolution"] == resolution and math.isfinite(metrics["psnr"])
+    assert metrics["camera"]["refined"] == ["yaw", "pitch"]

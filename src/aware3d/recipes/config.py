@@ -267,7 +267,7 @@ class DemoRecipe(TrainConfig):
     kimg: float = 8.0
     lr_generator: float = 0.0025
     lr_discriminator: float = 0.001
-    r1_gamma: float = 10.0
+    r1_gamma: float = 20.0
     r1_interval: int = 4
     lazy_adjust: bool = False
     d_channel_base: int = 2048
