@@ -151,22 +151,22 @@ _NERF_DEFAULTS: dict[str, Any] = {
     "normalized_feat": False,
 }
 
-#: Settings of ``NeRFBlock`` aware3d's SphericalBackground reproduces only at these values.
-_NERF_REQUIRED: dict[str, Any] = {
-    "input_dim": 2,
-    "z_dim": 0,
-    "disable_latents": False,
-    "shuffle_factor": 1,
-    "activation": "lrelu",
-    "use_skip": False,
-    "use_viewdirs": False,
-    "add_rgb": False,
-    "predict_rgb": False,
-    "merge_sigma_feat": False,
-    "use_normal": False,
-    "use_pos": False,
-    "positional_encoding": "normal",
-}
+#: Settings of ``NeRFBlock`` aware3d's SphericalBackground reproduces only at their defaults.
+_NERF_AT_DEFAULT = (
+    "input_dim",
+    "z_dim",
+    "disable_latents",
+    "shuffle_factor",
+    "activation",
+    "use_skip",
+    "use_viewdirs",
+    "add_rgb",
+    "predict_rgb",
+    "merge_sigma_feat",
+    "use_normal",
+    "use_pos",
+    "positional_encoding",
+)
 
 #: EG3D's ``generate_planes()``: the tri-plane axes aware3d's ``projection="eg3d"`` reproduces.
 _EG3D_PLANE_AXES = (
@@ -503,8 +503,8 @@ def _background_spec(record: PersistentModule, args: dict[str, Any], path: str) 
     if not isinstance(given, dict):
         raise _fail(path, "BG_Net nerf_kwargs", f"{given!r} is not a dict")
     nerf.update({k: v for k, v in given.items() if k in _NERF_DEFAULTS})
-    for key, value in _NERF_REQUIRED.items():
-        _require(nerf[key], (value,), path, f"BG_kwargs[{key!r}]")
+    for key in _NERF_AT_DEFAULT:
+        _require(nerf[key], (_NERF_DEFAULTS[key],), path, f"BG_kwargs[{key!r}]")
     if _number(nerf["magnitude_ema_beta"], path, "BG_kwargs['magnitude_ema_beta']") > 0:
         raise _fail(path, "BG_kwargs['magnitude_ema_beta']", "magnitude EMA is not supported")
     scale = _number(nerf["downscale_p_by"], path, "BG_kwargs['downscale_p_by']")
